@@ -1,0 +1,1 @@
+//! Benchmark runner of faas-rs

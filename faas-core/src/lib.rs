@@ -1,0 +1,1 @@
+//! Model, traits, errors and the gateway of faas-rs

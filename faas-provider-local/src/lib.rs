@@ -1,0 +1,1 @@
+//! Runs functions as local processes: the embedded default provider of faas-rs

@@ -1,0 +1,1 @@
+//! Runs functions as Docker Swarm services through bollard

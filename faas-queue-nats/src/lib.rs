@@ -1,0 +1,1 @@
+//! NATS JetStream queue backend for faas-rs async invocations

@@ -1,0 +1,1 @@
+//! Write self-contained faas-rs functions in Rust

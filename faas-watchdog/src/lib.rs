@@ -1,0 +1,1 @@
+//! An OpenFaaS-compatible function watchdog
