@@ -1,0 +1,1 @@
+//! The OpenFaaS-compatible gateway: a composable tower stack.

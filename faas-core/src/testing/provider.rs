@@ -1,0 +1,1 @@
+//! The Provider conformance suite.
