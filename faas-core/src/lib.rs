@@ -15,6 +15,7 @@
 
 mod error;
 pub mod gateway;
+pub mod invoke;
 pub mod model;
 pub mod provider;
 pub mod queue;
@@ -23,6 +24,8 @@ pub mod testing;
 pub mod validate;
 
 pub use error::{BoxError, Error, ErrorKind, Result};
+pub use gateway::Gateway;
+pub use invoke::Invoker;
 pub use provider::Provider;
 pub use queue::{Delivery, Queue, QueuedRequest};
 pub use scaler::{ScaleDecision, Scaler, ScalingInput};

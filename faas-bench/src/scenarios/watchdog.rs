@@ -1,0 +1,250 @@
+//! `watchdog` (issue 2): the cost of `fwatchdog` in each mode.
+//!
+//! - (a) `bench-upstream` directly, the baseline;
+//! - (b) the same upstream process through `fwatchdog` in http mode (the watchdog starts it as `fprocess`);
+//! - (c) fork mode (the classic watchdog's, `mode` unset) with `cat`;
+//! - (d) streaming mode with `cat`.
+//!
+//! (a) and (b) run interleaved at 1, 16 and 64 connections, (c) and (d) also at 8. Figures: (b)/(a)
+//! throughput, the p50 (b) adds over (a) at one connection, fork throughput at 8 connections, idle and peak
+//! RSS of `fwatchdog`, and its binary size; each with the target of issue 2 and of-watchdog's figure.
+
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use async_trait::async_trait;
+
+use crate::bench::{Bench, Series, Watch};
+use crate::process::{self, Proc};
+use crate::report::{Bound, Figure, MIB, Unit};
+
+use super::Scenario;
+
+const DIRECT: Series = Series::new("a", "upstream direct");
+const HTTP: Series = Series::new("b", "fwatchdog http").vs("a");
+const FORK: Series = Series::new("c", "fwatchdog fork (cat)");
+const STREAMING: Series = Series::new("d", "fwatchdog streaming (cat)");
+
+/// Time given to a watchdog to settle before its idle memory is read.
+const SETTLE: Duration = Duration::from_millis(300);
+
+/// Time a watchdog gets to drain and exit on SIGTERM.
+const GRACE: Duration = Duration::from_secs(5);
+
+/// The `watchdog` scenario.
+#[derive(Debug, Clone, Copy)]
+pub struct Watchdog;
+
+/// A running `fwatchdog` and where it listens.
+#[derive(Debug)]
+pub(crate) struct RunningWatchdog {
+    pub(crate) proc: Proc,
+    pub(crate) addr: std::net::SocketAddr,
+}
+
+/// Starts `fwatchdog` with `env` (plus `port`, `metrics_port` and `suppress_lock`) and waits for
+/// `/_/health`.
+pub(crate) async fn start_watchdog(
+    bench: &Bench,
+    name: &str,
+    env: &[(&str, &str)],
+) -> anyhow::Result<RunningWatchdog> {
+    let port = process::free_port()?;
+    let metrics_port = process::free_port()?;
+    let mut command = Command::new(bench.binary("fwatchdog")?);
+    command
+        .env("port", port.to_string())
+        .env("metrics_port", metrics_port.to_string())
+        .env("suppress_lock", "true")
+        .envs(env.iter().copied());
+    let mut proc = bench.spawn(name, command)?;
+    let addr = process::loopback(port);
+    bench.wait_ready(&mut proc, addr, "/_/health").await?;
+    Ok(RunningWatchdog { proc, addr })
+}
+
+impl Watchdog {
+    /// (a) and (b): one http-mode watchdog whose upstream is also driven directly.
+    async fn http_mode(&self, bench: &mut Bench) -> anyhow::Result<()> {
+        let upstream_port = process::free_port()?;
+        let fprocess = bench.upstream_command_line(upstream_port)?;
+        let upstream_url = format!("http://127.0.0.1:{upstream_port}");
+        let mut wd = start_watchdog(
+            bench,
+            "fwatchdog",
+            &[
+                ("fprocess", &fprocess),
+                ("mode", "http"),
+                ("upstream_url", &upstream_url),
+            ],
+        )
+        .await?;
+        let upstream_addr = process::loopback(upstream_port);
+        // health may turn green before the upstream accepts: wait for it as well
+        bench.wait_ready(&mut wd.proc, upstream_addr, "/").await?;
+        let upstream_pid = process::descendants(wd.proc.pid())
+            .first()
+            .map(|&(pid, _)| pid)
+            .context("the upstream started by fwatchdog is not among its children")?;
+
+        tokio::time::sleep(SETTLE).await;
+        let idle = wd.proc.memory()?;
+        bench.figure(
+            Figure::new(
+                "fwatchdog idle RSS (http mode)",
+                idle.rss_kib as f64 * 1024.0,
+                Unit::Bytes,
+            )
+            .target(Bound::AtMost(4.0 * MIB))
+            .reference(8.5 * MIB),
+        );
+
+        let watch = [
+            Watch::of(&wd.proc),
+            Watch {
+                role: "upstream".to_owned(),
+                pid: upstream_pid,
+            },
+        ];
+        let direct = bench.target(upstream_addr, "/");
+        let proxied = bench.target(wd.addr, "/");
+        for conns in bench.connections(&[1, 16, 64]) {
+            bench
+                .measure(&DIRECT, &direct, conns, &watch, Some(upstream_pid))
+                .await?;
+            bench
+                .measure(&HTTP, &proxied, conns, &watch, Some(wd.proc.pid()))
+                .await?;
+        }
+        wd.proc.check_alive()?;
+        let peak = wd.proc.memory()?;
+        let most = bench.connections(&[64]).into_iter().max().unwrap_or(64);
+        bench.figure(
+            Figure::new(
+                format!("fwatchdog peak RSS (http mode, up to {most} connections)"),
+                peak.hwm_kib as f64 * 1024.0,
+                Unit::Bytes,
+            )
+            .target(Bound::AtMost(10.0 * MIB))
+            .reference(17.0 * MIB),
+        );
+        wd.proc.stop(GRACE).await;
+
+        let report = bench.report();
+        let ratio16 = report.throughput_ratio("b", "a", 16);
+        let added = report.added_p50_us("b", "a", 1);
+        let ratios: Vec<(usize, f64)> = [1, 64]
+            .into_iter()
+            .filter_map(|c| Some((c, report.throughput_ratio("b", "a", c)?)))
+            .collect();
+        if let Some(ratio) = ratio16 {
+            bench.figure(
+                Figure::new(
+                    "http mode throughput vs direct, 16 connections",
+                    ratio,
+                    Unit::Ratio,
+                )
+                .target(Bound::AtLeast(0.35))
+                .reference(0.18),
+            );
+        }
+        for (conns, ratio) in ratios {
+            bench.figure(Figure::new(
+                format!("http mode throughput vs direct, {conns} connections"),
+                ratio,
+                Unit::Ratio,
+            ));
+        }
+        if let Some(added) = added {
+            bench.figure(
+                Figure::new("p50 added by http mode, 1 connection", added, Unit::Micros)
+                    .target(Bound::AtMost(60.0))
+                    .reference(150.0),
+            );
+        }
+        Ok(())
+    }
+
+    /// (c) or (d): a forking watchdog running `cat`.
+    async fn fork_mode(
+        &self,
+        bench: &mut Bench,
+        series: &Series,
+        mode: Option<&str>,
+    ) -> anyhow::Result<()> {
+        let mut env = vec![("fprocess", "cat")];
+        if let Some(mode) = mode {
+            env.push(("mode", mode));
+        }
+        let name = format!("fwatchdog-{}", mode.unwrap_or("fork"));
+        let mut wd = start_watchdog(bench, &name, &env).await?;
+        let target = bench.target(wd.addr, "/");
+        let watch = [Watch::of(&wd.proc)];
+        for conns in bench.connections(&[1, 8, 16, 64]) {
+            bench
+                .measure(series, &target, conns, &watch, Some(wd.proc.pid()))
+                .await?;
+        }
+        wd.proc.check_alive()?;
+        wd.proc.stop(GRACE).await;
+        if let Some(case) = bench.report().case(series.id, 8) {
+            let rps = case.rps;
+            bench.figure(
+                Figure::new(
+                    format!("{} throughput, 8 connections", series.label),
+                    rps,
+                    Unit::PerSecond,
+                )
+                .target(Bound::AtLeast(2000.0))
+                .reference(1400.0),
+            );
+        }
+        Ok(())
+    }
+}
+
+#[async_trait(?Send)]
+impl Scenario for Watchdog {
+    fn name(&self) -> &'static str {
+        "watchdog"
+    }
+
+    fn about(&self) -> &'static str {
+        "upstream direct vs fwatchdog http mode, fork and streaming modes with cat (issue 2)"
+    }
+
+    async fn run(&self, bench: &mut Bench) -> anyhow::Result<()> {
+        let binary = bench.binary("fwatchdog")?;
+        bench.binary("bench-upstream")?;
+        let size = std::fs::metadata(&binary)
+            .with_context(|| format!("reading {}", binary.display()))?
+            .len();
+        bench.figure(
+            Figure::new(
+                "fwatchdog binary size (release profile, stripped)",
+                size as f64,
+                Unit::Bytes,
+            )
+            .target(Bound::AtMost(4.0 * MIB))
+            .reference(8.4 * MIB),
+        );
+        // a mode that fails does not hide the others
+        if bench.wants("a") || bench.wants("b") {
+            if let Err(e) = self.http_mode(bench).await {
+                bench.note(format!("http mode (a, b) failed: {e:#}"));
+            }
+        }
+        if bench.wants("c") {
+            if let Err(e) = self.fork_mode(bench, &FORK, None).await {
+                bench.note(format!("fork mode (c) failed: {e:#}"));
+            }
+        }
+        if bench.wants("d") {
+            if let Err(e) = self.fork_mode(bench, &STREAMING, Some("streaming")).await {
+                bench.note(format!("streaming mode (d) failed: {e:#}"));
+            }
+        }
+        Ok(())
+    }
+}

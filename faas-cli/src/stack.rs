@@ -1,0 +1,446 @@
+//! OpenFaaS stack files (`stack.yml`), as faas-cli reads them.
+//!
+//! ```
+//! use faas_cli::stack::Stack;
+//!
+//! let stack = Stack::from_yaml(
+//!     r#"
+//! version: 1.0
+//! provider:
+//!   name: openfaas
+//!   gateway: http://127.0.0.1:8080
+//! functions:
+//!   echo:
+//!     image: examples/functions/echo
+//!     fprocess: cat
+//! "#,
+//! )
+//! .unwrap();
+//! let deployments = stack.deployments().unwrap();
+//! assert_eq!(deployments[0].service, "echo");
+//! assert_eq!(deployments[0].env_process.as_deref(), Some("cat"));
+//! ```
+//!
+//! Before parsing, `${VAR}`, `${VAR:-default}` and `${VAR-default}` are replaced from the environment
+//! as faas-cli does (`$$` gives a literal `$`); a bare `$VAR` is left as it is, so shell commands in
+//! `fprocess` keep their own variables.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use faas_core::model::{FunctionDeployment, FunctionResources};
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::{Error, Result};
+
+/// A parsed stack file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct Stack {
+    /// The stack format version (`1.0`), kept as written.
+    #[serde(default, deserialize_with = "opt_scalar_string")]
+    pub version: Option<String>,
+    /// Where to deploy.
+    #[serde(default)]
+    pub provider: StackProvider,
+    /// The functions, by name.
+    #[serde(default)]
+    pub functions: BTreeMap<String, StackFunction>,
+    /// Directory that relative paths in the file (`environment_file`) are resolved against.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+}
+
+/// The `provider` section.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct StackProvider {
+    /// The provider's name (`openfaas`).
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The gateway's URL.
+    #[serde(default)]
+    pub gateway: Option<String>,
+    /// Docker network (ignored by faas-rs, kept for compatibility).
+    #[serde(default)]
+    pub network: Option<String>,
+}
+
+/// CPU and memory in a stack file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct StackResources {
+    /// Memory (`128Mi`).
+    #[serde(default, deserialize_with = "opt_scalar_string")]
+    pub memory: Option<String>,
+    /// CPU (`100m`, `0.5`).
+    #[serde(default, deserialize_with = "opt_scalar_string")]
+    pub cpu: Option<String>,
+}
+
+/// One function of a stack file.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
+#[non_exhaustive]
+pub struct StackFunction {
+    /// Template language (used by `faas-cli build`; kept for compatibility).
+    #[serde(default)]
+    pub lang: Option<String>,
+    /// Handler folder (used by `faas-cli build`; kept for compatibility).
+    #[serde(default)]
+    pub handler: Option<String>,
+    /// The image; on the local provider, a directory used as the working directory.
+    #[serde(default)]
+    pub image: Option<String>,
+    /// The process the watchdog runs.
+    #[serde(default)]
+    pub fprocess: Option<String>,
+    /// The namespace to deploy to.
+    #[serde(default)]
+    pub namespace: Option<String>,
+    /// Environment variables (numbers and booleans are accepted and kept as text).
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub environment: BTreeMap<String, String>,
+    /// YAML files with an `environment:` map each, relative to the stack file.
+    #[serde(default)]
+    pub environment_file: Vec<String>,
+    /// Labels.
+    #[serde(default, deserialize_with = "opt_scalar_map")]
+    pub labels: Option<BTreeMap<String, String>>,
+    /// Annotations.
+    #[serde(default, deserialize_with = "opt_scalar_map")]
+    pub annotations: Option<BTreeMap<String, String>>,
+    /// Secrets to mount.
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Resource limits.
+    #[serde(default)]
+    pub limits: Option<StackResources>,
+    /// Resource requests.
+    #[serde(default)]
+    pub requests: Option<StackResources>,
+    /// Placement constraints.
+    #[serde(default)]
+    pub constraints: Vec<String>,
+    /// Mount the root filesystem read-only.
+    #[serde(default)]
+    pub readonly_root_filesystem: bool,
+}
+
+/// The `environment:` map of an `environment_file`.
+#[derive(Debug, Default, Deserialize)]
+struct EnvironmentFile {
+    #[serde(default, deserialize_with = "scalar_map")]
+    environment: BTreeMap<String, String>,
+}
+
+impl Stack {
+    /// Reads and parses a stack file; relative paths in it are resolved against its directory.
+    ///
+    /// # Errors
+    /// [`Error::Stack`] when the file cannot be read, a `${VAR}` is malformed or the YAML is invalid.
+    pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        let path = path.as_ref();
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| Error::Stack { path: path.display().to_string(), message: e.to_string() })?;
+        let mut stack = Self::parse(&text, &|name| std::env::var(name).ok())
+            .map_err(|message| Error::Stack { path: path.display().to_string(), message })?;
+        stack.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(stack)
+    }
+
+    /// Parses a stack file's text, substituting `${VAR}` from the process environment.
+    ///
+    /// # Errors
+    /// [`Error::Stack`] when a `${VAR}` is malformed or the YAML is invalid.
+    pub fn from_yaml(text: &str) -> Result<Self> {
+        Self::parse(text, &|name| std::env::var(name).ok())
+            .map_err(|message| Error::Stack { path: "<text>".to_owned(), message })
+    }
+
+    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<Self, String> {
+        let text = substitute_env(text, env)?;
+        let stack: Stack = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+        for name in stack.functions.keys() {
+            faas_core::validate::FunctionName::new(name.as_str())
+                .map_err(|e| format!("function {name:?}: {e}"))?;
+        }
+        Ok(stack)
+    }
+
+    /// The deployments of every function, sorted by name.
+    ///
+    /// # Errors
+    /// [`Error::Stack`] when an `environment_file` cannot be read or parsed.
+    pub fn deployments(&self) -> Result<Vec<FunctionDeployment>> {
+        self.functions.iter().map(|(name, f)| f.to_deployment(name, &self.base_dir)).collect()
+    }
+
+    /// The deployment of one function.
+    ///
+    /// # Errors
+    /// [`Error::Stack`] when it is not in the file or its `environment_file` is invalid.
+    pub fn deployment(&self, name: &str) -> Result<FunctionDeployment> {
+        let function = self.functions.get(name).ok_or_else(|| Error::Stack {
+            path: self.base_dir.display().to_string(),
+            message: format!("no function {name:?} in the stack file"),
+        })?;
+        function.to_deployment(name, &self.base_dir)
+    }
+}
+
+impl StackFunction {
+    /// The deployment request for this function, named `name`; `base_dir` resolves
+    /// `environment_file` paths. The `environment` map overrides the files' values, as in faas-cli.
+    ///
+    /// # Errors
+    /// [`Error::Stack`] when an `environment_file` cannot be read or parsed.
+    pub fn to_deployment(&self, name: &str, base_dir: &Path) -> Result<FunctionDeployment> {
+        let mut deployment = FunctionDeployment::new(name, self.image.clone().unwrap_or_default());
+        deployment.env_process = self.fprocess.clone().filter(|p| !p.is_empty());
+        deployment.namespace = self.namespace.clone().filter(|n| !n.is_empty());
+        for file in &self.environment_file {
+            let path = base_dir.join(file);
+            let stack_err = |message: String| Error::Stack { path: path.display().to_string(), message };
+            let text = std::fs::read_to_string(&path).map_err(|e| stack_err(e.to_string()))?;
+            let env: EnvironmentFile =
+                serde_yaml::from_str(&text).map_err(|e| stack_err(e.to_string()))?;
+            deployment.env_vars.extend(env.environment);
+        }
+        deployment.env_vars.extend(self.environment.clone());
+        deployment.labels = self.labels.clone();
+        deployment.annotations = self.annotations.clone();
+        deployment.secrets = self.secrets.clone();
+        deployment.constraints = self.constraints.clone();
+        deployment.limits = self.limits.as_ref().map(StackResources::to_model);
+        deployment.requests = self.requests.as_ref().map(StackResources::to_model);
+        deployment.read_only_root_filesystem = self.readonly_root_filesystem;
+        Ok(deployment)
+    }
+}
+
+impl StackResources {
+    fn to_model(&self) -> FunctionResources {
+        FunctionResources {
+            memory: self.memory.clone().unwrap_or_default(),
+            cpu: self.cpu.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Replaces `${VAR}`, `${VAR:-default}` (default when unset or empty) and `${VAR-default}` (default
+/// when unset); `$$` is a literal `$`. Other `$` are kept.
+fn substitute_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let after = &rest[pos + 1..];
+        if let Some(tail) = after.strip_prefix('$') {
+            out.push('$');
+            rest = tail;
+        } else if let Some(body) = after.strip_prefix('{') {
+            let end = body.find('}').ok_or_else(|| "unterminated ${ in the stack file".to_owned())?;
+            let expr = &body[..end];
+            let (name, default, empty_is_unset) = if let Some((n, d)) = expr.split_once(":-") {
+                (n, Some(d), true)
+            } else if let Some((n, d)) = expr.split_once('-') {
+                (n, Some(d), false)
+            } else {
+                (expr, None, false)
+            };
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!("invalid variable reference ${{{expr}}} in the stack file"));
+            }
+            let value = match env(name) {
+                Some(v) if !(empty_is_unset && v.is_empty()) => v,
+                _ => default.unwrap_or_default().to_owned(),
+            };
+            out.push_str(&value);
+            rest = &body[end + 1..];
+        } else {
+            out.push('$');
+            rest = after;
+        }
+    }
+    out.push_str(rest);
+    Ok(out)
+}
+
+/// A YAML scalar (string, number, boolean) as text.
+fn scalar_to_string<E: de::Error>(value: serde_yaml::Value) -> std::result::Result<String, E> {
+    match value {
+        serde_yaml::Value::String(s) => Ok(s),
+        serde_yaml::Value::Number(n) => Ok(n.to_string()),
+        serde_yaml::Value::Bool(b) => Ok(b.to_string()),
+        serde_yaml::Value::Null => Ok(String::new()),
+        other => Err(E::custom(format!("expected a string, number or boolean, found {other:?}"))),
+    }
+}
+
+fn opt_scalar_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+    match Option::<serde_yaml::Value>::deserialize(d)? {
+        None | Some(serde_yaml::Value::Null) => Ok(None),
+        Some(v) => scalar_to_string(v).map(Some),
+    }
+}
+
+fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+    Ok(opt_scalar_map(d)?.unwrap_or_default())
+}
+
+fn opt_scalar_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<BTreeMap<String, String>>, D::Error> {
+    struct MapVisitor;
+    impl<'de> Visitor<'de> for MapVisitor {
+        type Value = Option<BTreeMap<String, String>>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a map of names to values")
+        }
+        fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+        fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+            d.deserialize_any(self)
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+            let mut out = BTreeMap::new();
+            while let Some((key, value)) = map.next_entry::<serde_yaml::Value, serde_yaml::Value>()? {
+                out.insert(scalar_to_string(key)?, scalar_to_string(value)?);
+            }
+            Ok(Some(out))
+        }
+    }
+    d.deserialize_option(MapVisitor)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Stack {
+        Stack::parse(text, &|name| match name {
+            "SET" => Some("value".to_owned()),
+            "EMPTY" => Some(String::new()),
+            _ => None,
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn parses_a_full_faas_cli_stack() {
+        let stack = parse(
+            r#"
+version: 1.0
+provider:
+  name: openfaas
+  gateway: http://127.0.0.1:8080
+functions:
+  nodeinfo:
+    lang: node18
+    handler: ./nodeinfo
+    image: functions/nodeinfo:latest
+    fprocess: node index.js
+    namespace: staging
+    environment:
+      write_debug: true
+      exec_timeout: 10s
+      retries: 3
+    labels:
+      com.openfaas.scale.min: 2
+    annotations:
+      topic: cron-function
+    secrets:
+      - api-key
+    limits:
+      memory: 128Mi
+      cpu: 0.5
+    requests:
+      memory: 64Mi
+    constraints:
+      - "node.platform.os == linux"
+    readonly_root_filesystem: true
+"#,
+        );
+        assert_eq!(stack.version.as_deref(), Some("1.0"));
+        assert_eq!(stack.provider.gateway.as_deref(), Some("http://127.0.0.1:8080"));
+        let d = stack.deployment("nodeinfo").unwrap();
+        assert_eq!(d.service, "nodeinfo");
+        assert_eq!(d.image, "functions/nodeinfo:latest");
+        assert_eq!(d.env_process.as_deref(), Some("node index.js"));
+        assert_eq!(d.namespace.as_deref(), Some("staging"));
+        assert_eq!(d.env_vars["write_debug"], "true");
+        assert_eq!(d.env_vars["retries"], "3");
+        assert_eq!(d.initial_replicas(), 2);
+        assert_eq!(d.annotation("topic"), Some("cron-function"));
+        assert_eq!(d.secrets, ["api-key"]);
+        assert_eq!(d.limits.as_ref().unwrap().cpu, "0.5");
+        assert_eq!(d.limits.as_ref().unwrap().memory, "128Mi");
+        assert_eq!(d.requests.as_ref().unwrap().memory, "64Mi");
+        assert_eq!(d.constraints, ["node.platform.os == linux"]);
+        assert!(d.read_only_root_filesystem);
+        assert_eq!(stack.functions["nodeinfo"].lang.as_deref(), Some("node18"));
+    }
+
+    #[test]
+    fn minimal_function_and_empty_sections() {
+        let stack = parse("functions:\n  echo:\n    image: x\n    fprocess: cat\n    labels:\n    environment:\n");
+        let d = stack.deployment("echo").unwrap();
+        assert!(d.labels.is_none());
+        assert!(d.env_vars.is_empty());
+        assert!(d.namespace.is_none());
+        assert!(stack.deployment("missing").is_err());
+    }
+
+    #[test]
+    fn substitutes_environment_variables() {
+        let stack = parse(
+            "provider:\n  gateway: ${GW:-http://127.0.0.1:9999}\nfunctions:\n  f:\n    image: ${SET}\n    \
+             fprocess: sh -c 'echo $HOME $$x'\n    environment:\n      a: ${EMPTY:-dflt}\n      b: ${EMPTY-dflt}\n      \
+             c: \"${UNSET}\"\n",
+        );
+        assert_eq!(stack.provider.gateway.as_deref(), Some("http://127.0.0.1:9999"));
+        let d = stack.deployment("f").unwrap();
+        assert_eq!(d.image, "value");
+        assert_eq!(d.env_process.as_deref(), Some("sh -c 'echo $HOME $x'"));
+        assert_eq!(d.env_vars["a"], "dflt");
+        assert_eq!(d.env_vars["b"], "");
+        assert_eq!(d.env_vars["c"], "");
+    }
+
+    #[test]
+    fn rejects_bad_references_names_and_yaml() {
+        let env = |_: &str| None;
+        assert!(Stack::parse("functions: ${OOPS", &env).unwrap_err().contains("unterminated"));
+        assert!(Stack::parse("a: ${no spaces}", &env).unwrap_err().contains("invalid variable"));
+        assert!(Stack::parse("functions:\n  Bad_Name:\n    image: x\n", &env).unwrap_err().contains("Bad_Name"));
+        assert!(Stack::parse("functions: [1, 2]", &env).is_err());
+        assert!(Stack::parse("functions:\n  f:\n    environment:\n      a: [1]\n", &env).is_err());
+    }
+
+    #[test]
+    fn environment_files_are_merged_under_the_function_environment() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("env.yml"), "environment:\n  a: from-file\n  b: 2\n").unwrap();
+        let stack_path = dir.path().join("stack.yml");
+        std::fs::write(
+            &stack_path,
+            "functions:\n  f:\n    image: x\n    environment_file:\n      - env.yml\n    environment:\n      a: inline\n",
+        )
+        .unwrap();
+        let stack = Stack::from_file(&stack_path).unwrap();
+        let d = stack.deployment("f").unwrap();
+        assert_eq!(d.env_vars["a"], "inline");
+        assert_eq!(d.env_vars["b"], "2");
+
+        std::fs::write(&stack_path, "functions:\n  f:\n    environment_file: [missing.yml]\n").unwrap();
+        let err = Stack::from_file(&stack_path).unwrap().deployments().unwrap_err();
+        assert!(err.to_string().contains("missing.yml"), "{err}");
+        assert!(Stack::from_file(dir.path().join("nope.yml")).is_err());
+    }
+}

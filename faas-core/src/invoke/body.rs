@@ -1,0 +1,172 @@
+//! Body wrappers of the invoker: a request body that can be taken back when the connection failed
+//! before it was sent, and a response body that keeps its replica's in-flight count and the
+//! function's deadline until it ends.
+
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http_body::{Frame, SizeHint};
+use tokio::time::{Instant, Sleep};
+
+use super::Body;
+use super::balance::InflightGuard;
+use crate::BoxError;
+
+/// A request body the invoker can take back when hyper never polled it (the connection failed
+/// before a byte was sent), so that the request can be retried on another replica.
+pub(super) struct Reclaimable {
+    slot: Arc<Mutex<Option<Body>>>,
+    taken: Option<Body>,
+    size_hint: SizeHint,
+    end_stream: bool,
+}
+
+impl Reclaimable {
+    /// Wraps `body`; the returned slot holds it until the wrapper is first polled.
+    pub(super) fn new(body: Body) -> (Self, Arc<Mutex<Option<Body>>>) {
+        let size_hint = http_body::Body::size_hint(&body);
+        let end_stream = http_body::Body::is_end_stream(&body);
+        let slot = Arc::new(Mutex::new(Some(body)));
+        (
+            Reclaimable {
+                slot: slot.clone(),
+                taken: None,
+                size_hint,
+                end_stream,
+            },
+            slot,
+        )
+    }
+
+    /// A new wrapper around the same (still unsent) body for a retry.
+    pub(super) fn from_slot(slot: &Arc<Mutex<Option<Body>>>) -> Option<Self> {
+        let guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+        let body = guard.as_ref()?;
+        let size_hint = http_body::Body::size_hint(body);
+        let end_stream = http_body::Body::is_end_stream(body);
+        drop(guard);
+        Some(Reclaimable {
+            slot: slot.clone(),
+            taken: None,
+            size_hint,
+            end_stream,
+        })
+    }
+}
+
+/// Whether the body in `slot` was never sent (and can be used for a retry).
+pub(super) fn unsent(slot: &Arc<Mutex<Option<Body>>>) -> bool {
+    slot.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+}
+
+impl http_body::Body for Reclaimable {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = &mut *self;
+        if this.taken.is_none() {
+            match this.slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+                Some(body) => this.taken = Some(body),
+                None => return Poll::Ready(Some(Err("request body already consumed".into()))),
+            }
+        }
+        let body = this.taken.as_mut().expect("body taken above");
+        Pin::new(body).poll_frame(cx).map_err(Into::into)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.taken {
+            Some(body) => body.is_end_stream(),
+            None => self.end_stream,
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.taken {
+            Some(body) => body.size_hint(),
+            None => self.size_hint,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A function's response body: streams the replica's body, holds the replica's in-flight slot
+    /// until the body ends (or is dropped) and fails the stream when the function's deadline passes.
+    pub(super) struct Upstream<B> {
+        #[pin]
+        inner: B,
+        guard: Option<InflightGuard>,
+        #[pin]
+        deadline: Sleep,
+        function: Arc<str>,
+    }
+}
+
+impl<B> Upstream<B> {
+    pub(super) fn new(
+        inner: B,
+        guard: InflightGuard,
+        deadline: Instant,
+        function: Arc<str>,
+    ) -> Self {
+        Upstream {
+            inner,
+            guard: Some(guard),
+            deadline: tokio::time::sleep_until(deadline),
+            function,
+        }
+    }
+}
+
+impl<B> http_body::Body for Upstream<B>
+where
+    B: http_body::Body<Data = Bytes>,
+    B::Error: Into<BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        if this.guard.is_none() {
+            return Poll::Ready(None);
+        }
+        match this.inner.poll_frame(cx) {
+            Poll::Ready(None) => {
+                this.guard.take();
+                Poll::Ready(None)
+            }
+            Poll::Ready(Some(Err(err))) => {
+                this.guard.take();
+                Poll::Ready(Some(Err(err.into())))
+            }
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Pending => {
+                ready!(this.deadline.poll(cx));
+                this.guard.take();
+                Poll::Ready(Some(Err(format!(
+                    "function {} timed out while sending its response",
+                    this.function
+                )
+                .into())))
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.guard.is_none() || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}

@@ -1,0 +1,4 @@
+#[faas::handler]
+async fn hello(_event: u32) -> Result<u32, faas::Error> {
+    Ok(1)
+}

@@ -1,0 +1,4 @@
+#[faas::handler]
+fn hello(_req: faas::Request) -> &'static str {
+    "hello"
+}

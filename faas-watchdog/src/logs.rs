@@ -1,0 +1,168 @@
+//! Forwarding of the function's output streams, line by line.
+
+use std::fmt;
+use std::io::Write;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::io::{AsyncRead, AsyncReadExt};
+
+/// Which stream of the function process a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LogStream {
+    /// The process's standard output (logged in `http` mode).
+    Stdout,
+    /// The process's standard error.
+    Stderr,
+}
+
+impl LogStream {
+    /// `stdout` or `stderr`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogStream::Stdout => "stdout",
+            LogStream::Stderr => "stderr",
+        }
+    }
+}
+
+/// Receives every line a function process logs.
+///
+/// The default sink writes to the watchdog's stderr; an embedder (the local provider) installs its
+/// own to keep each replica's logs apart.
+pub trait LogSink: Send + Sync + fmt::Debug + 'static {
+    /// One line, without its trailing newline. A line longer than `log_buffer_size` arrives as
+    /// several calls.
+    fn line(&self, stream: LogStream, line: &[u8]);
+}
+
+/// The default [`LogSink`]: the watchdog's stderr, optionally prefixed with
+/// `2006/01/02 15:04:05 stderr: ` as of-watchdog does.
+#[derive(Debug, Clone, Copy)]
+pub struct StderrSink {
+    prefix: bool,
+}
+
+impl StderrSink {
+    /// A sink that prefixes lines when `prefix` is true.
+    pub fn new(prefix: bool) -> Self {
+        StderrSink { prefix }
+    }
+}
+
+impl LogSink for StderrSink {
+    fn line(&self, stream: LogStream, line: &[u8]) {
+        let mut out = Vec::with_capacity(line.len() + 30);
+        if self.prefix {
+            out.extend_from_slice(timestamp().as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(stream.as_str().as_bytes());
+            out.extend_from_slice(b": ");
+        }
+        out.extend_from_slice(line);
+        out.push(b'\n');
+        // One write per line keeps lines from concurrent processes whole.
+        let _ = std::io::stderr().lock().write_all(&out);
+    }
+}
+
+/// `YYYY/MM/DD HH:MM:SS` in UTC, as Go's `log` package prints it.
+pub(crate) fn timestamp() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+/// Reads `reader` to its end and hands every line to `sink`; a line longer than `max_line` is
+/// split into pieces of `max_line` bytes, never dropped.
+pub(crate) async fn forward_lines<R>(mut reader: R, stream: LogStream, max_line: usize, sink: &dyn LogSink)
+where
+    R: AsyncRead + Unpin,
+{
+    let max_line = max_line.max(1);
+    let mut buf: Vec<u8> = Vec::with_capacity(max_line.min(8192));
+    let mut chunk = vec![0u8; 8192];
+    loop {
+        let n = match reader.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => n,
+        };
+        let mut data = &chunk[..n];
+        while !data.is_empty() {
+            match data.iter().position(|&b| b == b'\n') {
+                Some(pos) => {
+                    push_bounded(&mut buf, &data[..pos], max_line, stream, sink);
+                    emit(&mut buf, stream, sink);
+                    data = &data[pos + 1..];
+                }
+                None => {
+                    push_bounded(&mut buf, data, max_line, stream, sink);
+                    data = &[];
+                }
+            }
+        }
+    }
+    if !buf.is_empty() {
+        emit(&mut buf, stream, sink);
+    }
+}
+
+fn push_bounded(buf: &mut Vec<u8>, mut data: &[u8], max_line: usize, stream: LogStream, sink: &dyn LogSink) {
+    while !data.is_empty() {
+        let room = max_line - buf.len();
+        let take = room.min(data.len());
+        buf.extend_from_slice(&data[..take]);
+        data = &data[take..];
+        if buf.len() == max_line && !data.is_empty() {
+            emit(buf, stream, sink);
+        }
+    }
+}
+
+fn emit(buf: &mut Vec<u8>, stream: LogStream, sink: &dyn LogSink) {
+    let line = buf.strip_suffix(b"\r").unwrap_or(buf);
+    sink.line(stream, line);
+    buf.clear();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    #[derive(Debug, Default)]
+    struct Collect(Mutex<Vec<String>>);
+
+    impl LogSink for Collect {
+        fn line(&self, _stream: LogStream, line: &[u8]) {
+            self.0.lock().unwrap().push(String::from_utf8_lossy(line).into_owned());
+        }
+    }
+
+    #[tokio::test]
+    async fn splits_lines_and_long_lines() {
+        let sink = Collect::default();
+        let input: &[u8] = b"one\ntwo\r\n0123456789abc\nlast";
+        forward_lines(input, LogStream::Stderr, 5, &sink).await;
+        let lines = sink.0.lock().unwrap().clone();
+        assert_eq!(lines, vec!["one", "two", "01234", "56789", "abc", "last"]);
+    }
+
+    #[test]
+    fn timestamp_shape() {
+        let t = timestamp();
+        assert_eq!(t.len(), 19, "{t}");
+        assert_eq!(&t[4..5], "/");
+        assert_eq!(&t[13..14], ":");
+    }
+}

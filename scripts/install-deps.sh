@@ -1,0 +1,25 @@
+#!/usr/bin/env bash
+# Installs everything faas-rs needs beyond a Rust toolchain, on Debian 12 (as root, or with sudo):
+# - python3 (the http-mode example function), busybox-static (shell and tools for FROM scratch test images)
+# - docker.io (the Swarm provider and its tests), nats-server (the NATS JetStream queue and its tests)
+# - the x86_64 musl target (static binaries for FROM scratch images)
+# Idempotent: installs only what is missing.
+set -euo pipefail
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+
+need=()
+command -v python3 >/dev/null || need+=(python3)
+[[ -x /bin/busybox ]] || need+=(busybox-static)
+command -v dockerd >/dev/null || need+=(docker.io)
+command -v nats-server >/dev/null || need+=(nats-server)
+command -v curl >/dev/null || need+=(curl)
+if ((${#need[@]})); then
+    echo "installing: ${need[*]}"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
+fi
+if command -v rustup >/dev/null && ! rustup target list --installed | grep -q x86_64-unknown-linux-musl; then
+    rustup target add x86_64-unknown-linux-musl
+fi
+echo "dependencies installed"
