@@ -41,13 +41,16 @@ pub enum Command {
     Secret(cmd::secret::SecretArgs),
     /// Print the version of this client and of the gateway.
     Version(cmd::version::VersionArgs),
+    /// Run a queue worker alone: take asynchronous calls from NATS, call functions through a
+    /// gateway (scale workers separately from `faas up`).
+    QueueWorker(cmd::queue::QueueWorkerArgs),
 }
 
 impl Cli {
     /// The log level when `RUST_LOG` is not set: `info` for `faas up`, `warn` for client commands.
     pub fn default_log_level(&self) -> &'static str {
         match self.command {
-            Command::Up(_) => "info",
+            Command::Up(_) | Command::QueueWorker(_) => "info",
             _ => "warn",
         }
     }
@@ -68,6 +71,7 @@ impl Cli {
             Command::Logs(args) => cmd::logs::run(args).await,
             Command::Secret(args) => cmd::secret::run(args).await,
             Command::Version(args) => cmd::version::run(args).await,
+            Command::QueueWorker(args) => cmd::queue::run(args).await,
         }
     }
 }

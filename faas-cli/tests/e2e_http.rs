@@ -207,12 +207,14 @@ async fn a_slow_function_gives_504_and_its_process_is_gone() {
     let response = http_client().post(format!("{}/function/slow", faas.url)).body("x").send().await.unwrap();
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
 
+    eprintln!("T 504 at {:?}", std::time::SystemTime::now());
     let pid: u32 = std::fs::read_to_string(&pidfile).unwrap().trim().parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while std::path::Path::new(&format!("/proc/{pid}")).exists() {
         assert!(Instant::now() < deadline, "process {pid} still exists after the timeout");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    eprintln!("T gone at {:?}", std::time::SystemTime::now());
     assert!(faas.stop().success());
 }
 

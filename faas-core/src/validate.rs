@@ -251,13 +251,13 @@ pub fn validate_deployment(d: &FunctionDeployment) -> Result<()> {
         if let Some(max) = max {
             check_replicas(&format!("labels.{LABEL_SCALE_MAX}"), max)?;
         }
-        if let (Some(min), Some(max)) = (min, max) {
-            if min > max {
-                return Err(Error::invalid(
-                    format!("labels.{LABEL_SCALE_MIN}"),
-                    format!("{LABEL_SCALE_MIN} ({min}) is greater than {LABEL_SCALE_MAX} ({max})"),
-                ));
-            }
+        if let (Some(min), Some(max)) = (min, max)
+            && min > max
+        {
+            return Err(Error::invalid(
+                format!("labels.{LABEL_SCALE_MIN}"),
+                format!("{LABEL_SCALE_MIN} ({min}) is greater than {LABEL_SCALE_MAX} ({max})"),
+            ));
         }
     }
     if let Some(annotations) = &d.annotations {

@@ -88,3 +88,43 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
             .is_err()
     );
 }
+
+#[tokio::test]
+async fn shutdown_grace_bounds_the_drain() {
+    let provider = TestProvider::new();
+    let upstream = Upstream::start("r0").await;
+    provider.add("echo", vec![upstream.endpoint()]);
+    let gateway = Gateway::builder(provider.clone())
+        .shutdown_grace(Duration::from_millis(200))
+        .build();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(gateway.serve(listener, async move {
+        let _ = stop_rx.await;
+    }));
+    let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let stuck = tokio::spawn(async move {
+        client
+            .get(
+                format!("http://{addr}/function/echo/sleep?ms=20000")
+                    .parse()
+                    .unwrap(),
+            )
+            .await
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop_tx.send(()).unwrap();
+    // serve returns after the grace period although the call is still running...
+    tokio::time::timeout(Duration::from_secs(10), server)
+        .await
+        .expect("serve returns once the grace period is over")
+        .unwrap()
+        .unwrap();
+    // ...and the caller sees its connection closed rather than waiting 20 s.
+    let result = tokio::time::timeout(Duration::from_secs(10), stuck)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(result.is_err());
+}

@@ -31,6 +31,12 @@ pub enum Error {
         #[source]
         source: serde_json::Error,
     },
+    /// Another process (or another provider in this process) uses the data directory.
+    #[error("data directory {} is in use by another faas process", path.display())]
+    Locked {
+        /// The data directory.
+        path: PathBuf,
+    },
     /// No home directory to put the default data directory in.
     #[error("no data directory: set one (--data-dir) or set HOME or XDG_DATA_HOME")]
     NoDataDir,
@@ -57,7 +63,7 @@ impl From<Error> for faas_core::Error {
         let message = err.to_string();
         // The message already says what failed; the source carries why, once.
         let (kind, source): (ErrorKind, Option<faas_core::BoxError>) = match err {
-            Error::ShuttingDown => (ErrorKind::Unavailable, None),
+            Error::ShuttingDown | Error::Locked { .. } => (ErrorKind::Unavailable, None),
             Error::NoDataDir => (ErrorKind::Backend, None),
             Error::Store { source, .. } => (ErrorKind::Backend, Some(source.into())),
             Error::Corrupt { source, .. } => (ErrorKind::Backend, Some(source.into())),

@@ -34,17 +34,39 @@ pub(crate) struct StoredFunction {
     pub(crate) created_at: DateTime<Utc>,
 }
 
-/// The data directory.
+/// The data directory, locked (`flock` on `<data>/lock`) for as long as the store lives, so that
+/// two providers never run the same functions from one directory.
 #[derive(Debug)]
 pub(crate) struct Store {
     root: PathBuf,
+    _lock: nix::fcntl::Flock<File>,
 }
 
 impl Store {
     /// Opens (creating it when missing) the store under `root`.
     pub(crate) fn open(root: &Path) -> Result<Store> {
+        create_dir(root)?;
+        let lock_path = root.join("lock");
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .open(&lock_path)
+            .map_err(|e| Error::store("open", &lock_path, e))?;
+        let lock = match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock)
+        {
+            Ok(lock) => lock,
+            Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                return Err(Error::Locked {
+                    path: root.to_owned(),
+                });
+            }
+            Err((_, errno)) => return Err(Error::store("lock", lock_path, errno.into())),
+        };
         let store = Store {
             root: root.to_owned(),
+            _lock: lock,
         };
         create_dir(&store.root.join("functions"))?;
         create_dir(&store.root.join("secrets"))?;
@@ -133,17 +155,23 @@ impl Store {
         secrets: &[String],
     ) -> Result<PathBuf> {
         let view = self.secrets_view(namespace, name);
-        match fs::remove_dir_all(&view) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(Error::store("remove", view, e)),
-        }
         create_dir(&view)?;
+        // Replace links one by one (a new link renamed over the old one), so that replicas still
+        // running read their secrets without a gap.
         for secret in secrets {
             let target = self.secret_path(namespace, secret);
             let link = view.join(secret);
-            std::os::unix::fs::symlink(&target, &link)
-                .map_err(|e| Error::store("link", link, e))?;
+            let tmp = view.join(format!(".{secret}.tmp"));
+            let _ = fs::remove_file(&tmp);
+            std::os::unix::fs::symlink(&target, &tmp)
+                .and_then(|()| fs::rename(&tmp, &link))
+                .map_err(|e| Error::store("link", &link, e))?;
+        }
+        for entry in list_dir(&view)? {
+            if !secrets.contains(&entry) {
+                let path = view.join(&entry);
+                fs::remove_file(&path).map_err(|e| Error::store("remove", path, e))?;
+            }
         }
         Ok(view)
     }
@@ -283,6 +311,8 @@ mod tests {
         again.replicas = 3;
         store.save_function(&again).unwrap();
 
+        assert!(matches!(Store::open(dir.path()), Err(Error::Locked { .. })));
+        drop(store);
         let reopened = Store::open(dir.path()).unwrap();
         let mut loaded = reopened.load_functions().unwrap();
         loaded.sort_by(|x, y| x.deployment.service.cmp(&y.deployment.service));
@@ -340,6 +370,12 @@ mod tests {
         assert_eq!(fs::read(view.join("api-key")).unwrap(), b"two");
         assert!(fs::read(view.join("later")).is_err());
         store.write_secret("ns", "later", b"now").unwrap();
+        assert_eq!(fs::read(view.join("later")).unwrap(), b"now");
+        // relinking keeps what is still used and drops the rest
+        store
+            .link_secrets("ns", "fn", &["later".to_owned()])
+            .unwrap();
+        assert_eq!(list_dir(&view).unwrap(), vec!["later".to_owned()]);
         assert_eq!(fs::read(view.join("later")).unwrap(), b"now");
 
         assert!(store.delete_secret("ns", "api-key").unwrap());

@@ -66,7 +66,16 @@ async fn functions_and_secrets_survive_a_restart() {
         secrets.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
         ["token"]
     );
+    // the data directory is locked while a provider uses it
+    let err = faas_provider_local::LocalProvider::open(common::config(dir.path()))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, faas_provider_local::Error::Locked { .. }),
+        "{err:?}"
+    );
     provider.shutdown().await;
+    drop(provider);
 
     // shutdown keeps the functions too
     let provider = open(dir.path()).await;
@@ -397,5 +406,51 @@ async fn rolling_update_drops_no_request() {
     );
     assert_eq!(provider.get("rolling", NS).await.unwrap().replicas, 2);
     assert_eq!(endpoints.len(), 2);
+    provider.shutdown().await;
+}
+
+/// `mode=http` without `upstream_url`: every replica gets its own port (`PORT`), so an HTTP
+/// function scales on one machine.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_replicas_get_their_own_upstream_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    std::fs::write(work.path().join("index.html"), "served").unwrap();
+    let w = work.path().display();
+    let cmd = script(
+        work.path(),
+        "serve.sh",
+        &format!(
+            r#"echo "port $PORT $http_port" >&2; exec busybox httpd -f -p 127.0.0.1:$PORT -h {w}"#
+        ),
+    );
+    let provider = open(dir.path()).await;
+    provider
+        .deploy(
+            FunctionDeployment::new("web", "local")
+                .with_env_process(cmd)
+                .with_env("mode", "http"),
+        )
+        .await
+        .unwrap();
+    provider.scale("web", NS, 2).await.unwrap();
+    for endpoint in ready(&provider, "web", 2).await {
+        let answer = request(&endpoint.authority, "GET", "/index.html", "")
+            .await
+            .unwrap();
+        assert_eq!(answer, (200, "served".to_owned()), "{endpoint:?}");
+    }
+    let logs: Vec<String> = provider
+        .logs(LogRequest::new("web", NS))
+        .await
+        .unwrap()
+        .map(|l| l.unwrap().text)
+        .collect()
+        .await;
+    let ports: std::collections::BTreeSet<&str> = logs
+        .iter()
+        .filter_map(|l| l.strip_prefix("port "))
+        .collect();
+    assert_eq!(ports.len(), 2, "two replicas, two ports: {logs:?}");
     provider.shutdown().await;
 }

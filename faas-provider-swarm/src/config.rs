@@ -38,7 +38,9 @@ impl std::str::FromStr for EndpointMode {
         match s {
             "dnsrr" => Ok(EndpointMode::Dnsrr),
             "vip" => Ok(EndpointMode::Vip),
-            other => Err(format!("unknown endpoint mode {other:?}: expected dnsrr or vip")),
+            other => Err(format!(
+                "unknown endpoint mode {other:?}: expected dnsrr or vip"
+            )),
         }
     }
 }
@@ -70,7 +72,10 @@ pub enum Resolution {
 impl Resolution {
     /// Whether tasks publish the function port on their node.
     pub fn publishes_ports(&self) -> bool {
-        matches!(self, Resolution::PublishedPorts | Resolution::PublishedPortsAt(_))
+        matches!(
+            self,
+            Resolution::PublishedPorts | Resolution::PublishedPortsAt(_)
+        )
     }
 }
 
@@ -159,7 +164,10 @@ impl SwarmConfig {
     /// A message naming the variable whose value is not valid.
     pub fn from_env() -> Result<Self, String> {
         let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
-        let mut config = SwarmConfig { docker_host: var("DOCKER_HOST"), ..SwarmConfig::default() };
+        let mut config = SwarmConfig {
+            docker_host: var("DOCKER_HOST"),
+            ..SwarmConfig::default()
+        };
         if let Some(network) = var("FAAS_SWARM_NETWORK") {
             config.network = network;
         }
@@ -167,10 +175,14 @@ impl SwarmConfig {
             config.namespace = namespace;
         }
         if let Some(mode) = var("FAAS_SWARM_ENDPOINT_MODE") {
-            config.endpoint_mode = mode.parse().map_err(|e| format!("FAAS_SWARM_ENDPOINT_MODE: {e}"))?;
+            config.endpoint_mode = mode
+                .parse()
+                .map_err(|e| format!("FAAS_SWARM_ENDPOINT_MODE: {e}"))?;
         }
         if let Some(resolution) = var("FAAS_SWARM_RESOLUTION") {
-            config.resolution = resolution.parse().map_err(|e| format!("FAAS_SWARM_RESOLUTION: {e}"))?;
+            config.resolution = resolution
+                .parse()
+                .map_err(|e| format!("FAAS_SWARM_RESOLUTION: {e}"))?;
         }
         if let Some(port) = var("FAAS_SWARM_FUNCTION_PORT") {
             config.function_port = port

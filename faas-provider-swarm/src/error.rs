@@ -10,7 +10,9 @@ pub enum Error {
     #[error("docker engine unavailable")]
     Unavailable(#[source] bollard::errors::Error),
     /// The engine answers but is not a swarm manager.
-    #[error("this docker engine is not a swarm manager (run `docker swarm init`): node state {state}")]
+    #[error(
+        "this docker engine is not a swarm manager (run `docker swarm init`): node state {state}"
+    )]
     NotManager {
         /// The node's swarm state (`inactive`, `pending`, `active`...).
         state: String,
@@ -42,7 +44,9 @@ pub enum Error {
     #[error("unexpected answer from the docker engine")]
     Decode(#[source] serde_json::Error),
     /// The configured Docker host is not understood.
-    #[error("unsupported docker host {0:?}: expected unix://PATH, tcp://HOST:PORT or http://HOST:PORT")]
+    #[error(
+        "unsupported docker host {0:?}: expected unix://PATH, tcp://HOST:PORT or http://HOST:PORT"
+    )]
     UnsupportedHost(String),
     /// The function (service) does not exist or is not a function of this namespace.
     #[error("function {name} not found in namespace {namespace}")]
@@ -88,7 +92,10 @@ pub enum Error {
 impl Error {
     /// An [`Error::Invalid`] blaming `field`.
     pub(crate) fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
-        Error::Invalid { field: field.into(), message: message.into() }
+        Error::Invalid {
+            field: field.into(),
+            message: message.into(),
+        }
     }
 
     /// The kind of [`faas_core::Error`] this becomes.
@@ -130,13 +137,17 @@ impl From<bollard::errors::Error> for Error {
     fn from(err: bollard::errors::Error) -> Self {
         use bollard::errors::Error as B;
         match err {
-            B::DockerResponseServerError { status_code, message } => {
-                Error::Docker { status: status_code, message: message.trim().to_owned() }
-            }
+            B::DockerResponseServerError {
+                status_code,
+                message,
+            } => Error::Docker {
+                status: status_code,
+                message: message.trim().to_owned(),
+            },
             B::RequestTimeoutError => Error::Timeout(err),
-            B::HyperLegacyError { .. }
-            | B::SocketNotFoundError(_)
-            | B::IOError { .. } => Error::Unavailable(err),
+            B::HyperLegacyError { .. } | B::SocketNotFoundError(_) | B::IOError { .. } => {
+                Error::Unavailable(err)
+            }
             other => Error::Client(other),
         }
     }
@@ -166,12 +177,30 @@ mod tests {
 
     #[test]
     fn docker_statuses_map_to_kinds() {
-        let docker = |status, message: &str| Error::Docker { status, message: message.into() };
-        assert_eq!(docker(404, "service x not found").kind(), ErrorKind::NotFound);
-        assert_eq!(docker(409, "name conflicts").kind(), ErrorKind::AlreadyExists);
-        assert_eq!(docker(503, "this node is not a swarm manager").kind(), ErrorKind::Unavailable);
-        assert_eq!(docker(400, "invalid constraint").kind(), ErrorKind::InvalidInput);
-        assert_eq!(docker(500, "rpc error: secret x already exists").kind(), ErrorKind::AlreadyExists);
+        let docker = |status, message: &str| Error::Docker {
+            status,
+            message: message.into(),
+        };
+        assert_eq!(
+            docker(404, "service x not found").kind(),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            docker(409, "name conflicts").kind(),
+            ErrorKind::AlreadyExists
+        );
+        assert_eq!(
+            docker(503, "this node is not a swarm manager").kind(),
+            ErrorKind::Unavailable
+        );
+        assert_eq!(
+            docker(400, "invalid constraint").kind(),
+            ErrorKind::InvalidInput
+        );
+        assert_eq!(
+            docker(500, "rpc error: secret x already exists").kind(),
+            ErrorKind::AlreadyExists
+        );
         assert_eq!(docker(500, "boom").kind(), ErrorKind::Backend);
     }
 
@@ -196,8 +225,11 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::InvalidInput);
         assert_eq!(err.field(), Some("limits.memory"));
         assert_eq!(err.message(), "bad memory");
-        let err: faas_core::Error =
-            Error::FunctionNotFound { name: "x".into(), namespace: "openfaas-fn".into() }.into();
+        let err: faas_core::Error = Error::FunctionNotFound {
+            name: "x".into(),
+            namespace: "openfaas-fn".into(),
+        }
+        .into();
         assert_eq!(err.kind(), ErrorKind::NotFound);
     }
 }

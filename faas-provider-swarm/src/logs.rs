@@ -23,18 +23,25 @@ impl LogLine {
         let line = line.strip_suffix('\n').unwrap_or(line);
         let line = line.strip_suffix('\r').unwrap_or(line);
         let (stamp, rest) = line.split_once(' ').unwrap_or((line, ""));
-        let timestamp = DateTime::parse_from_rfc3339(stamp).ok()?.with_timezone(&Utc);
+        let timestamp = DateTime::parse_from_rfc3339(stamp)
+            .ok()?
+            .with_timezone(&Utc);
         let mut task_id = None;
         let mut text = rest;
-        if let Some(first) = rest.split(' ').next() {
-            if first.starts_with("com.docker.swarm.") {
-                task_id = first.split(',').find_map(|kv| {
-                    kv.strip_prefix("com.docker.swarm.task.id=").map(str::to_owned)
-                });
-                text = rest.get(first.len() + 1..).unwrap_or("");
-            }
+        if let Some(first) = rest.split(' ').next()
+            && first.starts_with("com.docker.swarm.")
+        {
+            task_id = first.split(',').find_map(|kv| {
+                kv.strip_prefix("com.docker.swarm.task.id=")
+                    .map(str::to_owned)
+            });
+            text = rest.get(first.len() + 1..).unwrap_or("");
         }
-        Some(LogLine { timestamp, task_id, text: text.to_owned() })
+        Some(LogLine {
+            timestamp,
+            task_id,
+            text: text.to_owned(),
+        })
     }
 
     /// The OpenFaaS log message of this line for a function.
@@ -80,7 +87,10 @@ mod tests {
     #[test]
     fn recorded_lines_parse() {
         let recorded = include_str!("../tests/data/service_logs.txt");
-        let lines: Vec<LogLine> = recorded.lines().map(|l| LogLine::parse(l).unwrap()).collect();
+        let lines: Vec<LogLine> = recorded
+            .lines()
+            .map(|l| LogLine::parse(l).unwrap())
+            .collect();
         assert!(lines.len() >= 2);
         for line in &lines {
             assert!(line.text.starts_with("line "), "{line:?}");

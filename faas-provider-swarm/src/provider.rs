@@ -6,18 +6,20 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use base64::Engine as _;
 use bollard::Docker;
-use bollard::models::{NetworkCreateRequest, Secret as DockerSecret, SecretSpec, Service, ServiceSpec};
+use bollard::models::{
+    NetworkCreateRequest, Secret as DockerSecret, SecretSpec, Service, ServiceSpec,
+};
 use bollard::query_parameters::{
     InspectNetworkOptions, ListSecretsOptions, ListServicesOptions, LogsOptions,
     UpdateServiceOptions,
 };
 use chrono::{DateTime, Utc};
+use faas_core::Provider;
 use faas_core::model::{
     Endpoint, FunctionDeployment, FunctionStatus, LABEL_FUNCTION, LogMessage, LogRequest,
     ProviderInfo, Secret, SecretInfo, VersionInfo,
 };
 use faas_core::validate::{validate_deployment, validate_secret};
-use faas_core::Provider;
 use futures::stream::{self, BoxStream, StreamExt};
 use tracing::{debug, warn};
 
@@ -143,7 +145,13 @@ impl SwarmProvider {
         };
         debug!(host = %host, engine = %engine.version, api = %engine.api_version, "connected to docker swarm");
         let provider = SwarmProvider {
-            inner: Arc::new(Inner { docker, raw, config, engine, nodes: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                docker,
+                raw,
+                config,
+                engine,
+                nodes: Mutex::new(HashMap::new()),
+            }),
         };
         provider.ensure_network().await?;
         Ok(provider)
@@ -167,7 +175,10 @@ impl SwarmProvider {
     async fn ensure_network(&self) -> Result<()> {
         let name = self.inner.config.network.as_str();
         let docker = &self.inner.docker;
-        match docker.inspect_network(name, None::<InspectNetworkOptions>).await {
+        match docker
+            .inspect_network(name, None::<InspectNetworkOptions>)
+            .await
+        {
             Ok(network) => {
                 let driver = network.driver.unwrap_or_default();
                 let attachable = network.attachable.unwrap_or(false);
@@ -181,7 +192,10 @@ impl SwarmProvider {
                     name: name.to_owned(),
                     driver: Some("overlay".to_owned()),
                     attachable: Some(true),
-                    labels: Some(HashMap::from([(LABEL_MANAGED.to_owned(), "true".to_owned())])),
+                    labels: Some(HashMap::from([(
+                        LABEL_MANAGED.to_owned(),
+                        "true".to_owned(),
+                    )])),
                     ..Default::default()
                 };
                 match docker.create_network(request).await {
@@ -200,14 +214,19 @@ impl SwarmProvider {
         if namespace.is_empty() || namespace == served {
             Ok(served)
         } else {
-            Err(Error::NamespaceNotFound(namespace.to_owned(), served.to_owned()))
+            Err(Error::NamespaceNotFound(
+                namespace.to_owned(),
+                served.to_owned(),
+            ))
         }
     }
 
     /// The service of function `name`, if it is one of ours.
     async fn service(&self, name: &str, namespace: &str) -> Result<Service> {
-        let not_found =
-            || Error::FunctionNotFound { name: name.to_owned(), namespace: namespace.to_owned() };
+        let not_found = || Error::FunctionNotFound {
+            name: name.to_owned(),
+            namespace: namespace.to_owned(),
+        };
         match self.inner.docker.inspect_service(name, None).await {
             // inspect also matches id prefixes: insist on the exact name
             Ok(service)
@@ -254,7 +273,12 @@ impl SwarmProvider {
                 version: i32::try_from(version).unwrap_or(i32::MAX),
                 ..Default::default()
             };
-            match self.inner.docker.update_service(name, spec, options, None).await {
+            match self
+                .inner
+                .docker
+                .update_service(name, spec, options, None)
+                .await
+            {
                 Ok(response) => {
                     for warning in response.warnings.iter().flatten() {
                         debug!(service = name, %warning, "docker warning");
@@ -263,9 +287,16 @@ impl SwarmProvider {
                 }
                 Err(e) => {
                     let err = Error::from(e);
-                    if matches!(&err, Error::Docker { message, .. } if message.contains("out of sequence")) {
-                        debug!(service = name, attempt, "service changed during update, retrying");
-                        tokio::time::sleep(std::time::Duration::from_millis(50 * (attempt as u64 + 1))).await;
+                    if matches!(&err, Error::Docker { message, .. } if message.contains("out of sequence"))
+                    {
+                        debug!(
+                            service = name,
+                            attempt, "service changed during update, retrying"
+                        );
+                        tokio::time::sleep(std::time::Duration::from_millis(
+                            50 * (attempt as u64 + 1),
+                        ))
+                        .await;
                         continue;
                     }
                     if err.docker_status() == Some(404) {
@@ -282,13 +313,22 @@ impl SwarmProvider {
     }
 
     async fn node_address(&self, node_id: &str) -> Result<Option<String>> {
-        if let Some(addr) = self.inner.nodes.lock().expect("node cache poisoned").get(node_id) {
+        if let Some(addr) = self
+            .inner
+            .nodes
+            .lock()
+            .expect("node cache poisoned")
+            .get(node_id)
+        {
             return Ok(Some(addr.clone()));
         }
         let nodes = self.inner.docker.list_nodes(None).await?;
         let mut cache = self.inner.nodes.lock().expect("node cache poisoned");
         for node in nodes {
-            let addr = node.status.and_then(|s| s.addr).filter(|a| !a.is_empty() && a != "0.0.0.0");
+            let addr = node
+                .status
+                .and_then(|s| s.addr)
+                .filter(|a| !a.is_empty() && a != "0.0.0.0");
             if let (Some(id), Some(addr)) = (node.id, addr) {
                 cache.insert(id, addr);
             }
@@ -302,7 +342,9 @@ impl SwarmProvider {
         let mut secrets = self
             .inner
             .docker
-            .list_secrets(Some(ListSecretsOptions { filters: Some(filters) }))
+            .list_secrets(Some(ListSecretsOptions {
+                filters: Some(filters),
+            }))
             .await?;
         secrets.retain(|s| secret_namespace(s) == Some(namespace));
         secrets.sort_by(|a, b| b.created_at.cmp(&a.created_at));
@@ -311,14 +353,21 @@ impl SwarmProvider {
 
     /// Resolves the secrets a deployment mounts: a secret created through faas-rs, else a Docker
     /// secret of that exact name (created with `docker secret create`, as on faas-swarm).
-    async fn resolve_secrets(&self, deployment: &FunctionDeployment, namespace: &str) -> Result<Vec<SecretRef>> {
+    async fn resolve_secrets(
+        &self,
+        deployment: &FunctionDeployment,
+        namespace: &str,
+    ) -> Result<Vec<SecretRef>> {
         let mut resolved = Vec::with_capacity(deployment.secrets.len());
         for (i, name) in deployment.secrets.iter().enumerate() {
             let managed = self.managed_secrets(name, namespace).await?;
             let found = match managed.into_iter().next() {
                 Some(secret) => Some(secret),
                 None => match self.inner.docker.inspect_secret(name).await {
-                    Ok(secret) if secret.spec.as_ref().and_then(|s| s.name.as_deref()) == Some(name.as_str()) => {
+                    Ok(secret)
+                        if secret.spec.as_ref().and_then(|s| s.name.as_deref())
+                            == Some(name.as_str()) =>
+                    {
                         Some(secret)
                     }
                     Ok(_) => None,
@@ -327,7 +376,10 @@ impl SwarmProvider {
                 },
             };
             let secret = found.ok_or_else(|| {
-                Error::invalid(format!("secrets[{i}]"), format!("secret {name} does not exist: create it first"))
+                Error::invalid(
+                    format!("secrets[{i}]"),
+                    format!("secret {name} does not exist: create it first"),
+                )
             })?;
             resolved.push(SecretRef {
                 name: name.clone(),
@@ -344,9 +396,15 @@ impl SwarmProvider {
         let services = self
             .inner
             .docker
-            .list_services(Some(ListServicesOptions { filters: Some(filters), status: None }))
+            .list_services(Some(ListServicesOptions {
+                filters: Some(filters),
+                status: None,
+            }))
             .await?;
-        Ok(services.into_iter().filter(|s| is_function_of(s, namespace)).collect())
+        Ok(services
+            .into_iter()
+            .filter(|s| is_function_of(s, namespace))
+            .collect())
     }
 
     fn secret_spec(&self, docker_name: String, secret: &Secret, namespace: &str) -> SecretSpec {
@@ -364,13 +422,21 @@ impl SwarmProvider {
 }
 
 fn secret_namespace(secret: &DockerSecret) -> Option<&str> {
-    secret.spec.as_ref()?.labels.as_ref()?.get(LABEL_NAMESPACE).map(String::as_str)
+    secret
+        .spec
+        .as_ref()?
+        .labels
+        .as_ref()?
+        .get(LABEL_NAMESPACE)
+        .map(String::as_str)
 }
 
 impl Error {
     fn from_ref_status(err: &bollard::errors::Error) -> Option<u16> {
         match err {
-            bollard::errors::Error::DockerResponseServerError { status_code, .. } => Some(*status_code),
+            bollard::errors::Error::DockerResponseServerError { status_code, .. } => {
+                Some(*status_code)
+            }
             _ => None,
         }
     }
@@ -411,12 +477,24 @@ impl Provider for SwarmProvider {
 
     async fn deploy(&self, deployment: FunctionDeployment) -> faas_core::Result<()> {
         validate_deployment(&deployment)?;
-        let namespace = self.namespace(deployment.namespace.as_deref().unwrap_or_default()).map_err(to_core)?;
+        let namespace = self
+            .namespace(deployment.namespace.as_deref().unwrap_or_default())
+            .map_err(to_core)?;
         // reject what Swarm cannot express before touching anything
         service_spec(&deployment, namespace, 1, &[], &self.inner.config).map_err(to_core)?;
-        let secrets = self.resolve_secrets(&deployment, namespace).await.map_err(to_core)?;
+        let secrets = self
+            .resolve_secrets(&deployment, namespace)
+            .await
+            .map_err(to_core)?;
         let replicas = u64::from(deployment.initial_replicas());
-        let spec = service_spec(&deployment, namespace, replicas, &secrets, &self.inner.config).map_err(to_core)?;
+        let spec = service_spec(
+            &deployment,
+            namespace,
+            replicas,
+            &secrets,
+            &self.inner.config,
+        )
+        .map_err(to_core)?;
         match self.inner.docker.create_service(spec, None).await {
             Ok(response) => {
                 debug!(function = %deployment.service, id = ?response.id, "deployed");
@@ -434,15 +512,28 @@ impl Provider for SwarmProvider {
 
     async fn update(&self, deployment: FunctionDeployment) -> faas_core::Result<()> {
         validate_deployment(&deployment)?;
-        let namespace = self.namespace(deployment.namespace.as_deref().unwrap_or_default()).map_err(to_core)?;
+        let namespace = self
+            .namespace(deployment.namespace.as_deref().unwrap_or_default())
+            .map_err(to_core)?;
         service_spec(&deployment, namespace, 1, &[], &self.inner.config).map_err(to_core)?;
         // not found before bad secrets, as for every other call on an unknown function
-        self.service(&deployment.service, namespace).await.map_err(to_core)?;
-        let secrets = self.resolve_secrets(&deployment, namespace).await.map_err(to_core)?;
+        self.service(&deployment.service, namespace)
+            .await
+            .map_err(to_core)?;
+        let secrets = self
+            .resolve_secrets(&deployment, namespace)
+            .await
+            .map_err(to_core)?;
         let config = &self.inner.config;
         self.update_service(&deployment.service, namespace, |service, spec| {
             let force = spec.task_template.as_ref().and_then(|t| t.force_update);
-            let mut new = service_spec(&deployment, namespace, desired_replicas(service), &secrets, config)?;
+            let mut new = service_spec(
+                &deployment,
+                namespace,
+                desired_replicas(service),
+                &secrets,
+                config,
+            )?;
             if let Some(task) = new.task_template.as_mut() {
                 task.force_update = force;
             }
@@ -459,9 +550,11 @@ impl Provider for SwarmProvider {
         let id = service.id.unwrap_or_else(|| name.to_owned());
         match self.inner.docker.delete_service(&id).await {
             Ok(()) => Ok(()),
-            Err(e) if Error::from_ref_status(&e) == Some(404) => {
-                Err(Error::FunctionNotFound { name: name.to_owned(), namespace: namespace.to_owned() }.into())
+            Err(e) if Error::from_ref_status(&e) == Some(404) => Err(Error::FunctionNotFound {
+                name: name.to_owned(),
+                namespace: namespace.to_owned(),
             }
+            .into()),
             Err(e) => Err(Error::from(e).into()),
         }
     }
@@ -477,7 +570,10 @@ impl Provider for SwarmProvider {
         let mut list: Vec<FunctionStatus> = services
             .iter()
             .map(|s| {
-                let available = ready.get(s.id.as_deref().unwrap_or_default()).copied().unwrap_or(0);
+                let available = ready
+                    .get(s.id.as_deref().unwrap_or_default())
+                    .copied()
+                    .unwrap_or(0);
                 function_status(s, namespace, available)
             })
             .collect();
@@ -512,7 +608,10 @@ impl Provider for SwarmProvider {
         if config.resolution == Resolution::ServiceName {
             let ready = tasks.iter().any(Task::is_ready);
             return Ok(if ready {
-                vec![Endpoint::new(name, format!("{name}:{}", config.function_port))]
+                vec![Endpoint::new(
+                    name,
+                    format!("{name}:{}", config.function_port),
+                )]
             } else {
                 Vec::new()
             });
@@ -529,20 +628,35 @@ impl Provider for SwarmProvider {
         let mut endpoints: Vec<Endpoint> = tasks
             .iter()
             .filter_map(|task| {
-                task_endpoint(task, &config.resolution, &config.network, config.function_port, |node| {
-                    nodes.get(node).cloned().flatten()
-                })
+                task_endpoint(
+                    task,
+                    &config.resolution,
+                    &config.network,
+                    config.function_port,
+                    |node| nodes.get(node).cloned().flatten(),
+                )
             })
             .collect();
         endpoints.sort();
         Ok(endpoints)
     }
 
-    async fn logs(&self, request: LogRequest) -> faas_core::Result<BoxStream<'static, faas_core::Result<LogMessage>>> {
-        let namespace = self.namespace(&request.namespace).map_err(to_core)?.to_owned();
-        let service = self.service(&request.name, &namespace).await.map_err(to_core)?;
+    async fn logs(
+        &self,
+        request: LogRequest,
+    ) -> faas_core::Result<BoxStream<'static, faas_core::Result<LogMessage>>> {
+        let namespace = self
+            .namespace(&request.namespace)
+            .map_err(to_core)?
+            .to_owned();
+        let service = self
+            .service(&request.name, &namespace)
+            .await
+            .map_err(to_core)?;
         let id = service.id.unwrap_or_else(|| request.name.clone());
-        let since_secs = request.since.map_or(0, |t| i32::try_from(t.timestamp()).unwrap_or(0).max(0));
+        let since_secs = request
+            .since
+            .map_or(0, |t| i32::try_from(t.timestamp()).unwrap_or(0).max(0));
         let options = LogsOptions {
             follow: request.follow,
             stdout: true,
@@ -560,7 +674,9 @@ impl Provider for SwarmProvider {
         let since: Option<DateTime<Utc>> = request.since;
         let keep = move |line: &LogLine| {
             since.is_none_or(|s| line.timestamp >= s)
-                && instance.as_deref().is_none_or(|i| line.task_id.as_deref() == Some(i))
+                && instance
+                    .as_deref()
+                    .is_none_or(|i| line.task_id.as_deref() == Some(i))
         };
         let raw = self.inner.docker.service_logs(&id, Some(options));
         if !request.follow {
@@ -604,7 +720,9 @@ impl Provider for SwarmProvider {
         let secrets = self
             .inner
             .docker
-            .list_secrets(Some(ListSecretsOptions { filters: Some(filters) }))
+            .list_secrets(Some(ListSecretsOptions {
+                filters: Some(filters),
+            }))
             .await
             .map_err(|e| to_core(e.into()))?;
         let mut names: Vec<String> = secrets
@@ -616,14 +734,22 @@ impl Provider for SwarmProvider {
         names.dedup();
         Ok(names
             .into_iter()
-            .map(|name| SecretInfo { name, namespace: namespace.to_owned() })
+            .map(|name| SecretInfo {
+                name,
+                namespace: namespace.to_owned(),
+            })
             .collect())
     }
 
     async fn create_secret(&self, secret: Secret) -> faas_core::Result<()> {
         validate_secret(&secret)?;
         let namespace = self.namespace(&secret.namespace).map_err(to_core)?;
-        if !self.managed_secrets(&secret.name, namespace).await.map_err(to_core)?.is_empty() {
+        if !self
+            .managed_secrets(&secret.name, namespace)
+            .await
+            .map_err(to_core)?
+            .is_empty()
+        {
             return Err(Error::SecretExists(secret.name.clone()).into());
         }
         let spec = self.secret_spec(secret.name.clone(), &secret, namespace);
@@ -642,7 +768,10 @@ impl Provider for SwarmProvider {
     async fn update_secret(&self, secret: Secret) -> faas_core::Result<()> {
         validate_secret(&secret)?;
         let namespace = self.namespace(&secret.namespace).map_err(to_core)?;
-        let old = self.managed_secrets(&secret.name, namespace).await.map_err(to_core)?;
+        let old = self
+            .managed_secrets(&secret.name, namespace)
+            .await
+            .map_err(to_core)?;
         if old.is_empty() {
             return Err(Error::SecretNotFound(secret.name.clone()).into());
         }
@@ -650,7 +779,12 @@ impl Provider for SwarmProvider {
         // remove the old revisions (a rolling update of each function mounting it)
         let docker_name = revision_name(&secret.name);
         let spec = self.secret_spec(docker_name.clone(), &secret, namespace);
-        let created = self.inner.docker.create_secret(spec).await.map_err(|e| to_core(e.into()))?;
+        let created = self
+            .inner
+            .docker
+            .create_secret(spec)
+            .await
+            .map_err(|e| to_core(e.into()))?;
         let new_id = created.id;
         let old_ids: Vec<String> = old.iter().filter_map(|s| s.id.clone()).collect();
         let services = self.function_services(namespace).await.map_err(to_core)?;
@@ -661,7 +795,10 @@ impl Provider for SwarmProvider {
                 .and_then(|s| s.task_template.as_ref())
                 .and_then(|t| t.container_spec.as_ref())
                 .and_then(|c| c.secrets.as_ref())
-                .is_some_and(|refs| refs.iter().any(|r| r.secret_id.as_ref().is_some_and(|id| old_ids.contains(id))));
+                .is_some_and(|refs| {
+                    refs.iter()
+                        .any(|r| r.secret_id.as_ref().is_some_and(|id| old_ids.contains(id)))
+                });
             if !uses_old {
                 continue;
             }
@@ -687,7 +824,9 @@ impl Provider for SwarmProvider {
             match self.inner.docker.delete_secret(id).await {
                 Ok(()) => {}
                 Err(e) if Error::from_ref_status(&e) == Some(404) => {}
-                Err(e) => warn!(secret = %secret.name, id, error = %e, "could not remove an old secret revision"),
+                Err(e) => {
+                    warn!(secret = %secret.name, id, error = %e, "could not remove an old secret revision")
+                }
             }
         }
         Ok(())
@@ -695,7 +834,10 @@ impl Provider for SwarmProvider {
 
     async fn delete_secret(&self, name: &str, namespace: &str) -> faas_core::Result<()> {
         let namespace = self.namespace(namespace).map_err(to_core)?;
-        let secrets = self.managed_secrets(name, namespace).await.map_err(to_core)?;
+        let secrets = self
+            .managed_secrets(name, namespace)
+            .await
+            .map_err(to_core)?;
         if secrets.is_empty() {
             return Err(Error::SecretNotFound(name.to_owned()).into());
         }
@@ -706,11 +848,20 @@ impl Provider for SwarmProvider {
                 Err(e) if Error::from_ref_status(&e) == Some(404) => {}
                 Err(e) => {
                     let err = Error::from(e);
-                    if let Error::Docker { message, .. } = &err {
-                        if message.contains("in use") {
-                            let services = message.rsplit(':').next().unwrap_or_default().trim().to_owned();
-                            return Err(Error::SecretInUse { name: name.to_owned(), services }.into());
+                    if let Error::Docker { message, .. } = &err
+                        && message.contains("in use")
+                    {
+                        let services = message
+                            .rsplit(':')
+                            .next()
+                            .unwrap_or_default()
+                            .trim()
+                            .to_owned();
+                        return Err(Error::SecretInUse {
+                            name: name.to_owned(),
+                            services,
                         }
+                        .into());
                     }
                     return Err(err.into());
                 }
@@ -739,12 +890,20 @@ mod tests {
 
     #[test]
     fn log_requests_ask_for_details() {
-        let request = http::Request::get("unix://2f7661722f72756e2f646f636b65722e736f636b/v1.41/services/x/logs?stdout=true")
+        let request = http::Request::get(
+            "unix://2f7661722f72756e2f646f636b65722e736f636b/v1.41/services/x/logs?stdout=true",
+        )
+        .body(bollard::body_full(bytes::Bytes::new()))
+        .unwrap();
+        let request = with_log_details(request);
+        assert!(
+            request.uri().query().unwrap().ends_with("&details=1"),
+            "{}",
+            request.uri()
+        );
+        let other = http::Request::get("unix://2f/v1.41/services/x")
             .body(bollard::body_full(bytes::Bytes::new()))
             .unwrap();
-        let request = with_log_details(request);
-        assert!(request.uri().query().unwrap().ends_with("&details=1"), "{}", request.uri());
-        let other = http::Request::get("unix://2f/v1.41/services/x").body(bollard::body_full(bytes::Bytes::new())).unwrap();
         assert_eq!(with_log_details(other).uri().query(), None);
     }
 }

@@ -151,7 +151,11 @@ pub fn service_spec(
                 health_check: Some(HealthConfig {
                     test: None,
                     interval: Some(nanos(config.health_interval)),
-                    timeout: Some(nanos(config.health_interval.max(std::time::Duration::from_secs(2)))),
+                    timeout: Some(nanos(
+                        config
+                            .health_interval
+                            .max(std::time::Duration::from_secs(2)),
+                    )),
                     retries: Some(3),
                     start_period: None,
                     start_interval: None,
@@ -217,7 +221,11 @@ pub fn is_function_of(service: &Service, namespace: &str) -> bool {
         return false;
     };
     labels.contains_key(LABEL_FUNCTION)
-        && labels.get(LABEL_NAMESPACE).map_or(namespace == faas_core::model::DEFAULT_NAMESPACE, |ns| ns == namespace)
+        && labels
+            .get(LABEL_NAMESPACE)
+            .map_or(namespace == faas_core::model::DEFAULT_NAMESPACE, |ns| {
+                ns == namespace
+            })
 }
 
 /// The desired replica count of a replicated service.
@@ -275,9 +283,12 @@ pub fn function_status(service: &Service, namespace: &str, available: u64) -> Fu
         .filter_map(secret_logical_name)
         .collect();
     if let Some(resources) = task.resources {
-        deployment.limits = resources.limits.and_then(|l| resources_of(l.nano_cpus, l.memory_bytes));
-        deployment.requests =
-            resources.reservations.and_then(|r| resources_of(r.nano_cpus, r.memory_bytes));
+        deployment.limits = resources
+            .limits
+            .and_then(|l| resources_of(l.nano_cpus, l.memory_bytes));
+        deployment.requests = resources
+            .reservations
+            .and_then(|r| resources_of(r.nano_cpus, r.memory_bytes));
     }
     deployment.read_only_root_filesystem = container.read_only.unwrap_or(false);
 
@@ -306,12 +317,21 @@ fn secret_logical_name(secret: &TaskSpecContainerSpecSecrets) -> Option<String> 
 /// Swarm pins images to a digest (`image:tag@sha256:...`) when it can resolve one; the function's
 /// image is what was deployed.
 fn strip_digest(image: &str) -> String {
-    image.split_once('@').map_or(image, |(name, _)| name).to_owned()
+    image
+        .split_once('@')
+        .map_or(image, |(name, _)| name)
+        .to_owned()
 }
 
 fn resources_of(nano_cpus: Option<i64>, memory_bytes: Option<i64>) -> Option<FunctionResources> {
-    let cpu = nano_cpus.filter(|n| *n > 0).map(format_cpu).unwrap_or_default();
-    let memory = memory_bytes.filter(|b| *b > 0).map(format_memory).unwrap_or_default();
+    let cpu = nano_cpus
+        .filter(|n| *n > 0)
+        .map(format_cpu)
+        .unwrap_or_default();
+    let memory = memory_bytes
+        .filter(|b| *b > 0)
+        .map(format_memory)
+        .unwrap_or_default();
     (!cpu.is_empty() || !memory.is_empty()).then_some(FunctionResources { memory, cpu })
 }
 
@@ -324,7 +344,12 @@ pub fn parse_cpu(field: &str, value: &str) -> Result<Option<i64>> {
     if value.is_empty() {
         return Ok(None);
     }
-    let bad = || Error::invalid(field, format!("cpu {value:?} must be cores (\"0.5\") or millicores (\"500m\")"));
+    let bad = || {
+        Error::invalid(
+            field,
+            format!("cpu {value:?} must be cores (\"0.5\") or millicores (\"500m\")"),
+        )
+    };
     let cores = match value.strip_suffix('m') {
         Some(milli) => milli.parse::<f64>().map_err(|_| bad())? / 1000.0,
         None => value.parse::<f64>().map_err(|_| bad())?,
@@ -354,7 +379,9 @@ pub fn parse_memory(field: &str, value: &str) -> Result<Option<i64>> {
             format!("memory {value:?} must be a size like \"128Mi\", \"128m\" or \"1Gi\""),
         )
     };
-    let split = value.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(value.len());
+    let split = value
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(value.len());
     let (number, unit) = value.split_at(split);
     let number: f64 = number.parse().map_err(|_| bad())?;
     let unit = unit.trim().to_ascii_lowercase();
@@ -369,7 +396,7 @@ pub fn parse_memory(field: &str, value: &str) -> Result<Option<i64>> {
         _ => return Err(bad()),
     };
     let bytes = number * factor;
-    if !bytes.is_finite() || bytes < 1.0 || bytes > 9.0e18 {
+    if !bytes.is_finite() || !(1.0..=9.0e18).contains(&bytes) {
         return Err(bad());
     }
     Ok(Some(bytes.round() as i64))
@@ -381,8 +408,12 @@ fn format_cpu(nano: i64) -> String {
 }
 
 fn format_memory(bytes: i64) -> String {
-    const UNITS: [(&str, i64); 4] =
-        [("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
+    const UNITS: [(&str, i64); 4] = [
+        ("Ti", 1 << 40),
+        ("Gi", 1 << 30),
+        ("Mi", 1 << 20),
+        ("Ki", 1 << 10),
+    ];
     for (unit, size) in UNITS {
         if bytes % size == 0 {
             return format!("{}{unit}", bytes / size);
@@ -403,7 +434,10 @@ fn check_constraint(field: &str, constraint: &str) -> Result<()> {
             )
         })?;
     if key.trim().is_empty() || value.trim().is_empty() {
-        return Err(Error::invalid(field, format!("constraint {constraint:?} has an empty side")));
+        return Err(Error::invalid(
+            field,
+            format!("constraint {constraint:?} has an empty side"),
+        ));
     }
     Ok(())
 }
@@ -421,14 +455,24 @@ mod tests {
             .with_annotation("topic", "orders")
             .with_secret("api-key");
         d.constraints = vec!["node.platform.arch==armv7l".into()];
-        d.limits = Some(FunctionResources { memory: "128Mi".into(), cpu: "0.5".into() });
-        d.requests = Some(FunctionResources { memory: "64m".into(), cpu: "100m".into() });
+        d.limits = Some(FunctionResources {
+            memory: "128Mi".into(),
+            cpu: "0.5".into(),
+        });
+        d.requests = Some(FunctionResources {
+            memory: "64m".into(),
+            cpu: "100m".into(),
+        });
         d.read_only_root_filesystem = true;
         d
     }
 
     fn secret() -> SecretRef {
-        SecretRef { name: "api-key".into(), id: "sec1".into(), docker_name: "api-key".into() }
+        SecretRef {
+            name: "api-key".into(),
+            id: "sec1".into(),
+            docker_name: "api-key".into(),
+        }
     }
 
     #[test]
@@ -441,27 +485,59 @@ mod tests {
         assert_eq!(labels["com.openfaas.annotations.topic"], "orders");
         let task = spec.task_template.as_ref().unwrap();
         let container = task.container_spec.as_ref().unwrap();
-        assert_eq!(container.env.as_deref().unwrap(), ["fprocess=cat", "write_debug=true"]);
-        assert_eq!(container.read_only, Some(true));
-        assert_eq!(container.mounts.as_ref().unwrap()[0].target.as_deref(), Some("/tmp"));
-        let mounted = &container.secrets.as_ref().unwrap()[0];
-        assert_eq!(mounted.file.as_ref().unwrap().name.as_deref(), Some("/var/openfaas/secrets/api-key"));
-        let resources = task.resources.as_ref().unwrap();
-        assert_eq!(resources.limits.as_ref().unwrap().memory_bytes, Some(128 << 20));
-        assert_eq!(resources.limits.as_ref().unwrap().nano_cpus, Some(500_000_000));
-        assert_eq!(resources.reservations.as_ref().unwrap().memory_bytes, Some(64 << 20));
-        assert_eq!(resources.reservations.as_ref().unwrap().nano_cpus, Some(100_000_000));
         assert_eq!(
-            task.placement.as_ref().unwrap().constraints.as_deref().unwrap(),
+            container.env.as_deref().unwrap(),
+            ["fprocess=cat", "write_debug=true"]
+        );
+        assert_eq!(container.read_only, Some(true));
+        assert_eq!(
+            container.mounts.as_ref().unwrap()[0].target.as_deref(),
+            Some("/tmp")
+        );
+        let mounted = &container.secrets.as_ref().unwrap()[0];
+        assert_eq!(
+            mounted.file.as_ref().unwrap().name.as_deref(),
+            Some("/var/openfaas/secrets/api-key")
+        );
+        let resources = task.resources.as_ref().unwrap();
+        assert_eq!(
+            resources.limits.as_ref().unwrap().memory_bytes,
+            Some(128 << 20)
+        );
+        assert_eq!(
+            resources.limits.as_ref().unwrap().nano_cpus,
+            Some(500_000_000)
+        );
+        assert_eq!(
+            resources.reservations.as_ref().unwrap().memory_bytes,
+            Some(64 << 20)
+        );
+        assert_eq!(
+            resources.reservations.as_ref().unwrap().nano_cpus,
+            Some(100_000_000)
+        );
+        assert_eq!(
+            task.placement
+                .as_ref()
+                .unwrap()
+                .constraints
+                .as_deref()
+                .unwrap(),
             ["node.platform.arch==armv7l"]
         );
         assert_eq!(spec.mode.unwrap().replicated.unwrap().replicas, Some(2));
         let update = spec.update_config.unwrap();
-        assert_eq!(update.order, Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST));
+        assert_eq!(
+            update.order,
+            Some(ServiceSpecUpdateConfigOrderEnum::START_FIRST)
+        );
         let endpoint = spec.endpoint_spec.unwrap();
         assert_eq!(endpoint.mode, Some(EndpointSpecModeEnum::DNSRR));
         let port = &endpoint.ports.unwrap()[0];
-        assert_eq!(port.publish_mode, Some(EndpointPortConfigPublishModeEnum::HOST));
+        assert_eq!(
+            port.publish_mode,
+            Some(EndpointPortConfigPublishModeEnum::HOST)
+        );
         assert_eq!(port.target_port, Some(8080));
         assert_eq!(port.published_port, None);
     }
@@ -498,7 +574,10 @@ mod tests {
         assert_eq!(status.limits, d.limits);
         assert_eq!(
             status.requests,
-            Some(FunctionResources { memory: "64Mi".into(), cpu: "0.1".into() })
+            Some(FunctionResources {
+                memory: "64Mi".into(),
+                cpu: "0.1".into()
+            })
         );
         assert!(status.read_only_root_filesystem);
         assert_eq!((status.replicas, status.available_replicas), (2, 1));
@@ -509,17 +588,32 @@ mod tests {
     fn bad_resources_and_constraints_blame_their_field() {
         let config = SwarmConfig::default();
         let mut d = deployment();
-        d.limits = Some(FunctionResources { memory: "lots".into(), cpu: String::new() });
+        d.limits = Some(FunctionResources {
+            memory: "lots".into(),
+            cpu: String::new(),
+        });
         let err = service_spec(&d, "openfaas-fn", 1, &[], &config).unwrap_err();
-        assert!(matches!(err, Error::Invalid { ref field, .. } if field == "limits.memory"), "{err:?}");
+        assert!(
+            matches!(err, Error::Invalid { ref field, .. } if field == "limits.memory"),
+            "{err:?}"
+        );
         let mut d = deployment();
-        d.requests = Some(FunctionResources { memory: String::new(), cpu: "-1".into() });
+        d.requests = Some(FunctionResources {
+            memory: String::new(),
+            cpu: "-1".into(),
+        });
         let err = service_spec(&d, "openfaas-fn", 1, &[], &config).unwrap_err();
-        assert!(matches!(err, Error::Invalid { ref field, .. } if field == "requests.cpu"), "{err:?}");
+        assert!(
+            matches!(err, Error::Invalid { ref field, .. } if field == "requests.cpu"),
+            "{err:?}"
+        );
         let mut d = deployment();
         d.constraints = vec!["node.role==manager".into(), "armv7l".into()];
         let err = service_spec(&d, "openfaas-fn", 1, &[], &config).unwrap_err();
-        assert!(matches!(err, Error::Invalid { ref field, .. } if field == "constraints[1]"), "{err:?}");
+        assert!(
+            matches!(err, Error::Invalid { ref field, .. } if field == "constraints[1]"),
+            "{err:?}"
+        );
     }
 
     #[test]

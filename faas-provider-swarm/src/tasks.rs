@@ -162,14 +162,20 @@ pub fn task_endpoint(
             let host = node_address(&task.node_id)?;
             format!("{}:{}", bracket(&host), task.published_port(port)?)
         }
-        Resolution::PublishedPortsAt(host) => format!("{}:{}", bracket(host), task.published_port(port)?),
+        Resolution::PublishedPortsAt(host) => {
+            format!("{}:{}", bracket(host), task.published_port(port)?)
+        }
         Resolution::ServiceName => return None,
     };
     Some(Endpoint::new(task.id.clone(), authority))
 }
 
 fn bracket(host: &str) -> String {
-    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_owned() }
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_owned()
+    }
 }
 
 /// Counts ready tasks per service id.
@@ -194,7 +200,9 @@ impl Transport {
         if let Some(path) = host.strip_prefix("unix://") {
             return Ok(Transport::Unix(PathBuf::from(path)));
         }
-        let rest = host.strip_prefix("tcp://").or_else(|| host.strip_prefix("http://"));
+        let rest = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("http://"));
         match rest.map(|r| r.trim_end_matches('/')) {
             Some(authority) if !authority.is_empty() => Ok(Transport::Tcp(authority.to_owned())),
             _ => Err(Error::UnsupportedHost(host.to_owned())),
@@ -213,7 +221,12 @@ pub(crate) struct RawClient {
 
 impl RawClient {
     pub(crate) fn new(host: &str, api_version: String, timeout: Duration) -> Result<Self> {
-        Ok(RawClient { transport: Transport::parse(host)?, host: host.to_owned(), api_version, timeout })
+        Ok(RawClient {
+            transport: Transport::parse(host)?,
+            host: host.to_owned(),
+            api_version,
+            timeout,
+        })
     }
 
     /// The tasks matching `filters` (Docker's filter map).
@@ -223,7 +236,8 @@ impl RawClient {
             map.entry(key).or_default().push(value);
         }
         let filters = serde_json::to_string(&map).map_err(Error::Decode)?;
-        self.get_json(&format!("/tasks?filters={}", percent_encode(&filters))).await
+        self.get_json(&format!("/tasks?filters={}", percent_encode(&filters)))
+            .await
     }
 
     async fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
@@ -236,7 +250,10 @@ impl RawClient {
                 .ok()
                 .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
                 .unwrap_or_else(|| String::from_utf8_lossy(&body).into_owned());
-            return Err(Error::Docker { status: status.as_u16(), message });
+            return Err(Error::Docker {
+                status: status.as_u16(),
+                message,
+            });
         }
         serde_json::from_slice(&body).map_err(Error::Decode)
     }
@@ -263,7 +280,11 @@ impl RawClient {
         Ok(response)
     }
 
-    async fn send<I>(&self, io: I, request: http::Request<Empty<Bytes>>) -> Result<(http::StatusCode, Bytes)>
+    async fn send<I>(
+        &self,
+        io: I,
+        request: http::Request<Empty<Bytes>>,
+    ) -> Result<(http::StatusCode, Bytes)>
     where
         I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
@@ -283,7 +304,10 @@ impl RawClient {
     }
 
     fn transport_error(&self, source: Box<dyn std::error::Error + Send + Sync>) -> Error {
-        Error::Transport { host: self.host.clone(), source }
+        Error::Transport {
+            host: self.host.clone(),
+            source,
+        }
     }
 }
 
@@ -337,7 +361,9 @@ mod tests {
         let e = task_endpoint(task, &at, "exp_net", 8080, nodes).unwrap();
         assert_eq!(e.authority, format!("127.0.0.1:{port}"));
         assert!(task_endpoint(task, &Resolution::TaskAddresses, "other", 8080, nodes).is_none());
-        assert!(task_endpoint(task, &Resolution::PublishedPorts, "exp_net", 8080, |_| None).is_none());
+        assert!(
+            task_endpoint(task, &Resolution::PublishedPorts, "exp_net", 8080, |_| None).is_none()
+        );
     }
 
     #[test]
@@ -345,22 +371,46 @@ mod tests {
         let mut tasks = recorded();
         let total_ready = tasks.iter().filter(|t| t.is_ready()).count() as u64;
         let service = tasks[0].service_id.clone();
-        assert_eq!(ready_by_service(&tasks).get(service.as_str()).copied().unwrap_or(0), total_ready);
+        assert_eq!(
+            ready_by_service(&tasks)
+                .get(service.as_str())
+                .copied()
+                .unwrap_or(0),
+            total_ready
+        );
         for task in &mut tasks {
             task.desired_state = "shutdown".into();
         }
         assert!(ready_by_service(&tasks).is_empty());
         let mut starting = recorded()[0].clone();
         starting.status.state = "starting".into();
-        assert!(task_endpoint(&starting, &Resolution::TaskAddresses, "exp_net", 8080, |_| None).is_none());
+        assert!(
+            task_endpoint(
+                &starting,
+                &Resolution::TaskAddresses,
+                "exp_net",
+                8080,
+                |_| None
+            )
+            .is_none()
+        );
     }
 
     #[test]
     fn hosts_and_encoding() {
-        assert_eq!(Transport::parse("unix:///var/run/docker.sock").unwrap(), Transport::Unix("/var/run/docker.sock".into()));
-        assert_eq!(Transport::parse("tcp://10.0.0.1:2375").unwrap(), Transport::Tcp("10.0.0.1:2375".into()));
+        assert_eq!(
+            Transport::parse("unix:///var/run/docker.sock").unwrap(),
+            Transport::Unix("/var/run/docker.sock".into())
+        );
+        assert_eq!(
+            Transport::parse("tcp://10.0.0.1:2375").unwrap(),
+            Transport::Tcp("10.0.0.1:2375".into())
+        );
         assert!(Transport::parse("ssh://pi@host").is_err());
-        assert_eq!(percent_encode(r#"{"a":["b c"]}"#), "%7B%22a%22%3A%5B%22b%20c%22%5D%7D");
+        assert_eq!(
+            percent_encode(r#"{"a":["b c"]}"#),
+            "%7B%22a%22%3A%5B%22b%20c%22%5D%7D"
+        );
         assert_eq!(bracket("fd00::2"), "[fd00::2]");
     }
 }

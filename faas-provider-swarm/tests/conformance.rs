@@ -20,7 +20,10 @@ fn spec() -> ConformanceSpec {
     .request_timeout(Duration::from_secs(20))
     .invalid("limits.memory", |name| {
         let mut d = FunctionDeployment::new(name, common::WATCHDOG_IMAGE);
-        d.limits = Some(FunctionResources { memory: "lots".into(), cpu: String::new() });
+        d.limits = Some(FunctionResources {
+            memory: "lots".into(),
+            cpu: String::new(),
+        });
         d
     })
     .invalid("constraints[0]", |name| {
@@ -37,8 +40,12 @@ async fn run(resolution: Resolution) {
     common::ensure_images(&[common::WATCHDOG_IMAGE]).await;
     let id = common::run_id();
     let network = format!("faas-test-{id}");
-    let config = SwarmConfig::default().network(network.as_str()).resolution(resolution);
-    let provider = SwarmProvider::connect(config).await.expect("connect to the swarm");
+    let config = SwarmConfig::default()
+        .network(network.as_str())
+        .resolution(resolution);
+    let provider = SwarmProvider::connect(config)
+        .await
+        .expect("connect to the swarm");
     let docker = provider.docker().clone();
     let prefix = format!("conf{id}");
     let suite = tokio::spawn(conformance(

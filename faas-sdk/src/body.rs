@@ -57,8 +57,11 @@ impl Body {
         if let Some(this) = (&mut body as &mut dyn std::any::Any).downcast_mut::<Option<Body>>() {
             return this.take().unwrap_or_default();
         }
-        let body = body.unwrap_or_else(|| unreachable!("the body was only taken when it is a `Body`"));
-        Body { kind: Kind::Boxed(UnsyncBoxBody::new(body.map_err(Into::into))) }
+        let body =
+            body.unwrap_or_else(|| unreachable!("the body was only taken when it is a `Body`"));
+        Body {
+            kind: Kind::Boxed(UnsyncBoxBody::new(body.map_err(Into::into))),
+        }
     }
 
     /// A streaming body sending each item of `stream` as a data frame as soon as it is produced.
@@ -73,8 +76,12 @@ impl Body {
         D: Into<Bytes>,
         E: Into<BoxError> + 'static,
     {
-        let frames = stream.map_ok(|data| Frame::data(data.into())).map_err(Into::into);
-        Body { kind: Kind::Boxed(UnsyncBoxBody::new(StreamBody::new(frames))) }
+        let frames = stream
+            .map_ok(|data| Frame::data(data.into()))
+            .map_err(Into::into);
+        Body {
+            kind: Kind::Boxed(UnsyncBoxBody::new(StreamBody::new(frames))),
+        }
     }
 
     /// The body as a stream of data chunks (trailers are skipped).
@@ -112,8 +119,11 @@ impl Body {
     pub async fn text(self) -> Result<String, Error> {
         let bytes = self.bytes().await?;
         String::from_utf8(bytes.into()).map_err(|err| {
-            Error::status(http::StatusCode::BAD_REQUEST, "the request body is not UTF-8")
-                .with_source(err)
+            Error::status(
+                http::StatusCode::BAD_REQUEST,
+                "the request body is not UTF-8",
+            )
+            .with_source(err)
         })
     }
 
@@ -132,7 +142,10 @@ impl Body {
 /// Parses `bytes` as JSON into `T`, with a 400 error carrying serde's message.
 pub(crate) fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     serde_json::from_slice(bytes).map_err(|err| {
-        Error::status(http::StatusCode::BAD_REQUEST, format!("invalid JSON: {err}"))
+        Error::status(
+            http::StatusCode::BAD_REQUEST,
+            format!("invalid JSON: {err}"),
+        )
     })
 }
 
@@ -194,7 +207,9 @@ impl http_body::Body for Body {
 
 impl From<hyper::body::Incoming> for Body {
     fn from(body: hyper::body::Incoming) -> Self {
-        Body { kind: Kind::Incoming(body) }
+        Body {
+            kind: Kind::Incoming(body),
+        }
     }
 }
 
@@ -202,7 +217,9 @@ impl From<hyper::body::Incoming> for Body {
 /// and read timeout.
 impl From<RequestBody> for Body {
     fn from(body: RequestBody) -> Self {
-        Body { kind: Kind::Served(body) }
+        Body {
+            kind: Kind::Served(body),
+        }
     }
 }
 
@@ -211,7 +228,9 @@ impl From<Bytes> for Body {
         if data.is_empty() {
             Body::empty()
         } else {
-            Body { kind: Kind::Full(Some(data)) }
+            Body {
+                kind: Kind::Full(Some(data)),
+            }
         }
     }
 }
@@ -262,7 +281,13 @@ mod tests {
     async fn buffers_every_kind() {
         assert_eq!(Body::empty().bytes().await.unwrap(), "");
         assert_eq!(Body::from("abc").bytes().await.unwrap(), "abc");
-        assert_eq!(Body::new(Full::new(Bytes::from("xyz"))).text().await.unwrap(), "xyz");
+        assert_eq!(
+            Body::new(Full::new(Bytes::from("xyz")))
+                .text()
+                .await
+                .unwrap(),
+            "xyz"
+        );
         let stream = futures_util::stream::iter(["a", "b", "c"].map(Ok::<_, std::io::Error>));
         assert_eq!(Body::from_stream(stream).bytes().await.unwrap(), "abc");
     }
@@ -293,7 +318,11 @@ mod tests {
         }
         let err = Body::from("{}").json::<Named>().await.unwrap_err();
         assert_eq!(err.status_code(), http::StatusCode::BAD_REQUEST);
-        assert!(err.message().contains("missing field `name`"), "{}", err.message());
+        assert!(
+            err.message().contains("missing field `name`"),
+            "{}",
+            err.message()
+        );
         let err = Body::from(vec![0xff, 0xfe]).text().await.unwrap_err();
         assert_eq!(err.status_code(), http::StatusCode::BAD_REQUEST);
     }

@@ -85,11 +85,16 @@ impl Config {
                 }),
             }
         };
-        fn number<T: std::str::FromStr>(name: &str, value: Option<&str>) -> Result<Option<T>, Error> {
+        fn number<T: std::str::FromStr>(
+            name: &str,
+            value: Option<&str>,
+        ) -> Result<Option<T>, Error> {
             value
                 .map(|v| {
                     v.parse().map_err(|_| {
-                        Error::msg(format!("invalid {name}={v:?}: expected a non-negative integer"))
+                        Error::msg(format!(
+                            "invalid {name}={v:?}: expected a non-negative integer"
+                        ))
                     })
                 })
                 .transpose()
@@ -100,7 +105,9 @@ impl Config {
         let ip = match get("bind_address") {
             None => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             Some(v) => v.parse().map_err(|_| {
-                Error::msg(format!("invalid bind_address={v:?}: expected an IP address"))
+                Error::msg(format!(
+                    "invalid bind_address={v:?}: expected an IP address"
+                ))
             })?,
         };
         let write_timeout = duration("write_timeout", defaults.write_timeout)?;
@@ -172,7 +179,9 @@ pub(crate) fn parse_duration(text: &str) -> Result<Duration, &'static str> {
         }
         let value: f64 = rest[..number_len].parse().map_err(|_| "invalid number")?;
         rest = &rest[number_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let scale = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -193,7 +202,10 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
-        pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
     }
 
     #[test]

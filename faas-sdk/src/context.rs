@@ -98,7 +98,11 @@ impl Context {
 
     /// The context of a request: call id from `X-Call-Id`, deadline from the function's
     /// `exec_timeout` and the request's `X-Timeout`, whichever is sooner.
-    pub(crate) fn for_request(function: &Arc<Function>, headers: &HeaderMap, start: Instant) -> Self {
+    pub(crate) fn for_request(
+        function: &Arc<Function>,
+        headers: &HeaderMap,
+        start: Instant,
+    ) -> Self {
         let call_id = headers
             .get(X_CALL_ID)
             .and_then(|v| v.to_str().ok())
@@ -113,7 +117,11 @@ impl Context {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         };
-        Context { call_id, deadline: timeout.map(|t| start + t), function: function.clone() }
+        Context {
+            call_id,
+            deadline: timeout.map(|t| start + t),
+            function: function.clone(),
+        }
     }
 
     /// The gateway's id of this call (`X-Call-Id`), if the caller sent one.
@@ -139,7 +147,8 @@ impl Context {
 
     /// The time left until the [deadline](Context::deadline) (zero once it has passed).
     pub fn remaining(&self) -> Option<Duration> {
-        self.deadline.map(|d| d.saturating_duration_since(Instant::now()))
+        self.deadline
+            .map(|d| d.saturating_duration_since(Instant::now()))
     }
 
     /// A variable of the function's environment, as it was when the function started.
@@ -174,10 +183,8 @@ impl Context {
     ///
     /// As [`Context::secret`], except for UTF-8.
     pub fn secret_bytes(&self, name: &str) -> Result<Vec<u8>, Error> {
-        let valid = !name.is_empty()
-            && name != "."
-            && name != ".."
-            && !name.contains(['/', '\\', '\0']);
+        let valid =
+            !name.is_empty() && name != "." && name != ".." && !name.contains(['/', '\\', '\0']);
         if !valid {
             return Err(Error::msg(format!(
                 "invalid secret name {name:?}: expected a file name without '/'"
@@ -252,9 +259,13 @@ impl ContextBuilder {
     pub fn build(self) -> Context {
         let function = Function {
             name: self.name,
-            namespace: self.namespace.unwrap_or_else(|| faas_core::model::DEFAULT_NAMESPACE.to_owned()),
+            namespace: self
+                .namespace
+                .unwrap_or_else(|| faas_core::model::DEFAULT_NAMESPACE.to_owned()),
             env: self.env,
-            secrets_dir: self.secrets_dir.unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR)),
+            secrets_dir: self
+                .secrets_dir
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_SECRETS_DIR)),
             exec_timeout: self.timeout,
         };
         Context {
@@ -272,14 +283,21 @@ mod tests {
     use super::*;
 
     fn function(vars: &[(&str, &str)], exec: Option<Duration>) -> Arc<Function> {
-        let env = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let env = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         Arc::new(Function::from_map(env, exec))
     }
 
     #[test]
     fn reads_name_namespace_and_secrets_dir_from_env() {
         let f = function(
-            &[("OPENFAAS_NAME", "hello"), ("OPENFAAS_NAMESPACE", "dev"), ("secret_mount_path", "/s")],
+            &[
+                ("OPENFAAS_NAME", "hello"),
+                ("OPENFAAS_NAMESPACE", "dev"),
+                ("secret_mount_path", "/s"),
+            ],
             None,
         );
         let ctx = Context::for_request(&f, &HeaderMap::new(), Instant::now());
@@ -290,7 +308,8 @@ mod tests {
         assert_eq!(ctx.call_id(), None);
         assert_eq!(ctx.deadline(), None);
 
-        let defaults = Context::for_request(&function(&[], None), &HeaderMap::new(), Instant::now());
+        let defaults =
+            Context::for_request(&function(&[], None), &HeaderMap::new(), Instant::now());
         assert_eq!(defaults.function_name(), None);
         assert_eq!(defaults.namespace(), "openfaas-fn");
         assert_eq!(defaults.secrets_dir(), Path::new(DEFAULT_SECRETS_DIR));
@@ -328,16 +347,28 @@ mod tests {
         let ctx = Context::builder().secrets_dir(dir.path()).build();
         assert_eq!(ctx.secret("token").unwrap(), "abc");
         assert_eq!(ctx.secret_bytes("binary").unwrap(), vec![0xff, 0x00]);
-        assert!(ctx.secret("binary").unwrap_err().message().contains("not UTF-8"));
+        assert!(
+            ctx.secret("binary")
+                .unwrap_err()
+                .message()
+                .contains("not UTF-8")
+        );
 
         let err = ctx.secret("nope").unwrap_err();
         assert_eq!(err.status_code(), http::StatusCode::INTERNAL_SERVER_ERROR);
-        assert!(err.message().contains("secret \"nope\" not found at"), "{}", err.message());
+        assert!(
+            err.message().contains("secret \"nope\" not found at"),
+            "{}",
+            err.message()
+        );
         assert!(err.message().contains(&dir.path().display().to_string()));
 
         for bad in ["", ".", "..", "../token", "a/b"] {
             let err = ctx.secret(bad).unwrap_err();
-            assert!(err.message().starts_with("invalid secret name"), "{bad}: {err}");
+            assert!(
+                err.message().starts_with("invalid secret name"),
+                "{bad}: {err}"
+            );
         }
     }
 }

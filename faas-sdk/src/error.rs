@@ -42,7 +42,11 @@ pub struct Error {
 impl Error {
     /// An error answering `status` with `message` (lowercase, no trailing period).
     pub fn status(status: StatusCode, message: impl Into<String>) -> Self {
-        Error { status, message: message.into(), source: None }
+        Error {
+            status,
+            message: message.into(),
+            source: None,
+        }
     }
 
     /// A `500 Internal Server Error` with `message`.
@@ -85,7 +89,10 @@ impl Error {
     /// The message followed by the chain of sources, `": "`-separated.
     pub fn full_message(&self) -> String {
         let mut message = self.message.clone();
-        let mut source = self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        let mut source = self
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
         while let Some(err) = source {
             let text = err.to_string();
             // A source whose text is already the message (an error converted with `?`) adds nothing.
@@ -114,7 +121,11 @@ where
             Some(core) => core.status(),
             None => StatusCode::INTERNAL_SERVER_ERROR,
         };
-        Error { status, message: boxed.to_string(), source: Some(boxed) }
+        Error {
+            status,
+            message: boxed.to_string(),
+            source: Some(boxed),
+        }
     }
 }
 
@@ -141,14 +152,18 @@ impl fmt::Display for StdError {
 
 impl std::error::Error for StdError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.0.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+        self.0
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let mut d = f.debug_struct("Error");
-        d.field("status", &self.status).field("message", &self.message);
+        d.field("status", &self.status)
+            .field("message", &self.message);
         if let Some(source) = &self.source {
             d.field("source", source);
         }
@@ -184,7 +199,10 @@ mod tests {
     fn the_source_chain_is_in_the_json() {
         let err = Error::status(StatusCode::BAD_GATEWAY, "upstream failed")
             .with_source(std::io::Error::other("connection refused"));
-        assert_eq!(err.to_json(), serde_json::json!({"error": "upstream failed: connection refused"}));
+        assert_eq!(
+            err.to_json(),
+            serde_json::json!({"error": "upstream failed: connection refused"})
+        );
         let boxed = BoxError::from(err);
         assert_eq!(boxed.to_string(), "upstream failed");
         assert_eq!(boxed.source().unwrap().to_string(), "connection refused");

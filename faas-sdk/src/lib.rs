@@ -89,7 +89,10 @@ pub mod __private {
         S::Error: Into<Error>,
         S::Future: Send + 'static,
     {
-        let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        let runtime = match tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+        {
             Ok(runtime) => runtime,
             Err(err) => {
                 eprintln!("error: cannot start the tokio runtime: {err}");

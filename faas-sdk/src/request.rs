@@ -52,7 +52,11 @@ impl<B> RequestExt for http::Request<B> {
 pub(crate) fn default_context() -> Context {
     static FUNCTION: OnceLock<Arc<Function>> = OnceLock::new();
     let function = FUNCTION.get_or_init(|| Arc::new(Function::from_env(None)));
-    Context::for_request(function, &http::HeaderMap::new(), tokio::time::Instant::now())
+    Context::for_request(
+        function,
+        &http::HeaderMap::new(),
+        tokio::time::Instant::now(),
+    )
 }
 
 #[cfg(test)]
@@ -63,7 +67,8 @@ mod tests {
     fn a_served_context_wins_over_the_default() {
         let mut req = Request::new(Body::empty());
         assert_eq!(req.context().call_id(), None);
-        req.extensions_mut().insert(Context::builder().call_id("c-1").build());
+        req.extensions_mut()
+            .insert(Context::builder().call_id("c-1").build());
         assert_eq!(req.context().call_id(), Some("c-1"));
     }
 }

@@ -3,8 +3,8 @@
 use std::borrow::Cow;
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HeaderValue};
 use http::StatusCode;
+use http::header::{CONTENT_TYPE, HeaderValue};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -148,7 +148,8 @@ impl IntoResponse for Error {
         let json = self.to_json();
         let mut res = with_type(json.to_string(), JSON);
         *res.status_mut() = self.status_code();
-        res.extensions_mut().insert(ErrorMessage(self.full_message()));
+        res.extensions_mut()
+            .insert(ErrorMessage(self.full_message()));
         res
     }
 }
@@ -236,8 +237,20 @@ mod tests {
         check((), ok, None, "").await;
         check(Body::from("raw"), ok, None, "raw").await;
         check(StatusCode::NO_CONTENT, StatusCode::NO_CONTENT, None, "").await;
-        check((StatusCode::CREATED, "made"), StatusCode::CREATED, TEXT_TYPE, "made").await;
-        check(Json(serde_json::json!({"a": 1})), ok, JSON_TYPE, r#"{"a":1}"#).await;
+        check(
+            (StatusCode::CREATED, "made"),
+            StatusCode::CREATED,
+            TEXT_TYPE,
+            "made",
+        )
+        .await;
+        check(
+            Json(serde_json::json!({"a": 1})),
+            ok,
+            JSON_TYPE,
+            r#"{"a":1}"#,
+        )
+        .await;
         let custom = http::Response::builder()
             .status(StatusCode::ACCEPTED)
             .header(CONTENT_TYPE, "text/csv")
@@ -250,9 +263,21 @@ mod tests {
     #[tokio::test]
     async fn errors_are_json_with_their_status() {
         let err: Result<&str, std::io::Error> = Err(std::io::Error::other("disk full"));
-        check(err, StatusCode::INTERNAL_SERVER_ERROR, JSON_TYPE, r#"{"error":"disk full"}"#).await;
+        check(
+            err,
+            StatusCode::INTERNAL_SERVER_ERROR,
+            JSON_TYPE,
+            r#"{"error":"disk full"}"#,
+        )
+        .await;
         let err: Result<(), Error> = Err(Error::status(StatusCode::FORBIDDEN, "no access"));
-        check(err, StatusCode::FORBIDDEN, JSON_TYPE, r#"{"error":"no access"}"#).await;
+        check(
+            err,
+            StatusCode::FORBIDDEN,
+            JSON_TYPE,
+            r#"{"error":"no access"}"#,
+        )
+        .await;
         let res = Error::msg("boom").into_response();
         assert_eq!(res.extensions().get::<ErrorMessage>().unwrap().0, "boom");
     }
@@ -271,7 +296,9 @@ mod tests {
     async fn json_parses_bodies() {
         let Json(value): Json<Vec<u32>> = Json::from_body(Body::from("[1,2]")).await.unwrap();
         assert_eq!(value, vec![1, 2]);
-        let err = Json::<Vec<u32>>::from_body(Body::from("[1,")).await.unwrap_err();
+        let err = Json::<Vec<u32>>::from_body(Body::from("[1,"))
+            .await
+            .unwrap_err();
         assert_eq!(err.status_code(), StatusCode::BAD_REQUEST);
     }
 }

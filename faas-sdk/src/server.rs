@@ -129,10 +129,12 @@ impl Server {
     ///
     /// The listener's address cannot be read.
     pub fn from_listener(listener: TcpListener, config: Config) -> Result<Self, Error> {
-        let inner = watchdog::Server::from_listener(listener, config.serve).map_err(|err| {
-            Error::msg("cannot read the listener's address").with_source(err)
-        })?;
-        Ok(Server { inner, function: Arc::new(Function::from_env(config.exec_timeout)) })
+        let inner = watchdog::Server::from_listener(listener, config.serve)
+            .map_err(|err| Error::msg("cannot read the listener's address").with_source(err))?;
+        Ok(Server {
+            inner,
+            function: Arc::new(Function::from_env(config.exec_timeout)),
+        })
     }
 
     /// The address the server listens on.
@@ -163,8 +165,14 @@ impl Server {
         S::Future: Send + 'static,
         F: Future<Output = ()>,
     {
-        let service = FunctionService { inner: service, function: self.function };
-        self.inner.serve(service, shutdown).await.map_err(Error::from)
+        let service = FunctionService {
+            inner: service,
+            function: self.function,
+        };
+        self.inner
+            .serve(service, shutdown)
+            .await
+            .map_err(Error::from)
     }
 }
 
@@ -187,7 +195,9 @@ where
     type Future = CallFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), BoxError>> {
-        self.inner.poll_ready(cx).map_err(|err| BoxError::from(err.into()))
+        self.inner
+            .poll_ready(cx)
+            .map_err(|err| BoxError::from(err.into()))
     }
 
     fn call(&mut self, req: http::Request<RequestBody>) -> Self::Future {
@@ -199,10 +209,16 @@ where
         req.extensions_mut().insert(ctx);
         let fut = self.inner.call(req);
         let state = match deadline {
-            Some(deadline) => CallState::Bounded { fut: tokio::time::timeout_at(deadline, fut) },
+            Some(deadline) => CallState::Bounded {
+                fut: tokio::time::timeout_at(deadline, fut),
+            },
             None => CallState::Unbounded { fut },
         };
-        CallFuture { state, start, call_id }
+        CallFuture {
+            state,
+            start,
+            call_id,
+        }
     }
 }
 
@@ -253,7 +269,10 @@ where
             && let Some(ErrorMessage(message)) = response.extensions().get::<ErrorMessage>()
         {
             let call_id = this.call_id.as_deref().unwrap_or("-");
-            eprintln!("faas: call {call_id}: {} {message}", response.status().as_u16());
+            eprintln!(
+                "faas: call {call_id}: {} {message}",
+                response.status().as_u16()
+            );
         }
         Poll::Ready(Ok(response))
     }

@@ -2,8 +2,8 @@
 
 use std::convert::Infallible;
 use std::fmt;
-use std::marker::PhantomData;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
@@ -62,7 +62,10 @@ pub fn context_fn<F>(f: F) -> ContextFn<F> {
 /// }
 /// ```
 pub fn event_fn<F, In>(f: F) -> EventFn<F, In> {
-    EventFn { f, _event: PhantomData }
+    EventFn {
+        f,
+        _event: PhantomData,
+    }
 }
 
 /// The service of [`handler_fn`].
@@ -85,7 +88,10 @@ pub struct EventFn<F, In> {
 
 impl<F: Clone, In> Clone for EventFn<F, In> {
     fn clone(&self) -> Self {
-        EventFn { f: self.f.clone(), _event: PhantomData }
+        EventFn {
+            f: self.f.clone(),
+            _event: PhantomData,
+        }
     }
 }
 
@@ -136,7 +142,10 @@ where
     type Output = Result<Response, Infallible>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        self.project().fut.poll(cx).map(|out| Ok(out.into_response()))
+        self.project()
+            .fut
+            .poll(cx)
+            .map(|out| Ok(out.into_response()))
     }
 }
 
@@ -161,7 +170,9 @@ where
 
 /// The context a served request carries, or the default one.
 fn take_context(req: &mut Request) -> Context {
-    req.extensions_mut().remove::<Context>().unwrap_or_else(default_context)
+    req.extensions_mut()
+        .remove::<Context>()
+        .unwrap_or_else(default_context)
 }
 
 impl<F, Fut> Service<Request> for ContextFn<F>
@@ -181,7 +192,9 @@ where
     fn call(&mut self, mut req: Request) -> Self::Future {
         let ctx = take_context(&mut req);
         req.extensions_mut().insert(ctx.clone());
-        IntoResponseFuture { fut: (self.f)(req, ctx) }
+        IntoResponseFuture {
+            fut: (self.f)(req, ctx),
+        }
     }
 }
 
@@ -212,7 +225,11 @@ where
                 Ok(bytes) => bytes,
                 Err(err) => return Ok(err.into_response()),
             };
-            let input = if bytes.iter().all(u8::is_ascii_whitespace) { &b"null"[..] } else { &bytes[..] };
+            let input = if bytes.iter().all(u8::is_ascii_whitespace) {
+                &b"null"[..]
+            } else {
+                &bytes[..]
+            };
             let event: In = match parse_json(input) {
                 Ok(event) => event,
                 Err(err) => return Ok(err.into_response()),
@@ -250,7 +267,8 @@ mod tests {
             ctx.call_id().unwrap_or("none").to_owned()
         });
         let mut req = Request::new(Body::empty());
-        req.extensions_mut().insert(Context::builder().call_id("id-7").build());
+        req.extensions_mut()
+            .insert(Context::builder().call_id("id-7").build());
         assert_eq!(text(svc.oneshot(req).await.unwrap()).await, "id-7");
         let res = svc.oneshot(Request::new(Body::empty())).await.unwrap();
         assert_eq!(text(res).await, "none");
@@ -270,15 +288,27 @@ mod tests {
     #[tokio::test]
     async fn event_fn_parses_and_serialises_json() {
         let svc = event_fn(add);
-        let ok = svc.oneshot(Request::new(Body::from(r#"{"a":2,"b":3}"#))).await.unwrap();
+        let ok = svc
+            .oneshot(Request::new(Body::from(r#"{"a":2,"b":3}"#)))
+            .await
+            .unwrap();
         assert_eq!(ok.status(), StatusCode::OK);
         assert_eq!(ok.headers()["content-type"], "application/json");
         assert_eq!(text(ok).await, "5");
 
-        let bad = svc.oneshot(Request::new(Body::from(r#"{"a":2}"#))).await.unwrap();
+        let bad = svc
+            .oneshot(Request::new(Body::from(r#"{"a":2}"#)))
+            .await
+            .unwrap();
         assert_eq!(bad.status(), StatusCode::BAD_REQUEST);
         let body: serde_json::Value = serde_json::from_str(&text(bad).await).unwrap();
-        assert!(body["error"].as_str().unwrap().contains("missing field `b`"), "{body}");
+        assert!(
+            body["error"]
+                .as_str()
+                .unwrap()
+                .contains("missing field `b`"),
+            "{body}"
+        );
 
         let big = format!(r#"{{"a":{},"b":1}}"#, i64::MAX);
         let err = svc.oneshot(Request::new(Body::from(big))).await.unwrap();
@@ -288,7 +318,8 @@ mod tests {
 
     #[tokio::test]
     async fn an_empty_body_is_null() {
-        let svc = event_fn(|ev: Option<u8>, _ctx: Context| async move { Ok::<_, Error>(ev.is_none()) });
+        let svc =
+            event_fn(|ev: Option<u8>, _ctx: Context| async move { Ok::<_, Error>(ev.is_none()) });
         let res = svc.oneshot(Request::new(Body::empty())).await.unwrap();
         assert_eq!(text(res).await, "true");
     }

@@ -51,7 +51,11 @@ where
     };
     let (parts, body) = response.into_parts();
     let body = body.bytes().await?;
-    Ok(TestResponse { status: parts.status, headers: parts.headers, body })
+    Ok(TestResponse {
+        status: parts.status,
+        headers: parts.headers,
+        body,
+    })
 }
 
 /// Calls `service` with `req` carrying `ctx` (see [`call`]).
@@ -78,7 +82,9 @@ pub fn request(method: &str, uri: &str, body: impl Into<Body>) -> Request {
     let method = Method::from_str(method).unwrap_or_else(|_| panic!("invalid method {method:?}"));
     let mut req = Request::new(body.into());
     *req.method_mut() = method;
-    *req.uri_mut() = uri.parse().unwrap_or_else(|_| panic!("invalid uri {uri:?}"));
+    *req.uri_mut() = uri
+        .parse()
+        .unwrap_or_else(|_| panic!("invalid uri {uri:?}"));
     req
 }
 
@@ -100,7 +106,8 @@ pub fn post(uri: &str, body: impl Into<Body>) -> Request {
 pub fn post_json<T: Serialize>(uri: &str, value: &T) -> Request {
     let json = serde_json::to_vec(value).expect("the value serialises as JSON");
     let mut req = post(uri, json);
-    req.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    req.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     req
 }
 
@@ -198,7 +205,10 @@ impl FunctionProcess {
             .stderr(std::process::Stdio::piped());
         let mut child = command.spawn()?;
         let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let pipe = child.stderr.take().ok_or_else(|| std::io::Error::other("no stderr pipe"))?;
+        let pipe = child
+            .stderr
+            .take()
+            .ok_or_else(|| std::io::Error::other("no stderr pipe"))?;
         let (tx, rx) = std::sync::mpsc::channel();
         let lines = stderr.clone();
         std::thread::spawn(move || {
@@ -222,10 +232,16 @@ impl FunctionProcess {
                     Ok(Err(_)) => "printed an unparseable address",
                     _ => "did not print its address",
                 };
-                return Err(std::io::Error::other(format!("the function {why}; stderr:\n{lines}")));
+                return Err(std::io::Error::other(format!(
+                    "the function {why}; stderr:\n{lines}"
+                )));
             }
         };
-        Ok(FunctionProcess { child, addr, stderr })
+        Ok(FunctionProcess {
+            child,
+            addr,
+            stderr,
+        })
     }
 
     /// The address the function listens on.
@@ -278,7 +294,10 @@ impl FunctionProcess {
 
     /// The lines the function printed on stderr so far.
     pub fn stderr(&self) -> Vec<String> {
-        self.stderr.lock().map(|lines| lines.clone()).unwrap_or_default()
+        self.stderr
+            .lock()
+            .map(|lines| lines.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -298,11 +317,22 @@ mod tests {
 
     #[tokio::test]
     async fn calls_each_adapter_in_process() {
-        let res = call(handler_fn(|_req| async { "hi" }), get("/")).await.unwrap();
-        assert_eq!((res.status(), res.text()), (StatusCode::OK, "hi".to_owned()));
-        assert_eq!(res.header("content-type"), Some("text/plain; charset=utf-8"));
+        let res = call(handler_fn(|_req| async { "hi" }), get("/"))
+            .await
+            .unwrap();
+        assert_eq!(
+            (res.status(), res.text()),
+            (StatusCode::OK, "hi".to_owned())
+        );
+        assert_eq!(
+            res.header("content-type"),
+            Some("text/plain; charset=utf-8")
+        );
 
-        let svc = context_fn(|_req, ctx: Context| async move { ctx.env("WHO").unwrap_or("?").to_owned() });
+        let svc =
+            context_fn(
+                |_req, ctx: Context| async move { ctx.env("WHO").unwrap_or("?").to_owned() },
+            );
         let ctx = Context::builder().env("WHO", "tester").build();
         let res = call_with(svc, get("/"), ctx).await.unwrap();
         assert_eq!(res.text(), "tester");
@@ -319,6 +349,9 @@ mod tests {
         });
         let res = call(svc, get("/")).await.unwrap();
         assert_eq!(res.status(), StatusCode::INTERNAL_SERVER_ERROR);
-        assert_eq!(res.json::<serde_json::Value>().unwrap()["error"], "backend down");
+        assert_eq!(
+            res.json::<serde_json::Value>().unwrap()["error"],
+            "backend down"
+        );
     }
 }

@@ -8,12 +8,12 @@ use bytes::{Bytes, BytesMut};
 use http_body::{Frame, SizeHint};
 use hyper::body::Incoming;
 use tokio::io::AsyncRead;
-use tokio::task::JoinHandle;
 use tokio::time::{Instant, Sleep};
 use tokio_util::io::poll_read_buf;
 
 use crate::process::ProcessGuard;
-use crate::server::{BoxError, RequestBodyError};
+use crate::fork::Feeder;
+use crate::server::BoxError;
 
 const READ_CHUNK: usize = 64 * 1024;
 
@@ -112,15 +112,16 @@ impl<R: AsyncRead + Unpin> ReaderBody<R> {
 
 /// A streaming-mode response: the process's stdout as it is written, bounded by `exec_timeout`.
 ///
-/// Dropped before the end (client gone, write timeout), it kills the process group. At the end of
-/// stdout the process is reaped in the background, still bounded by `exec_timeout`.
+/// Dropped before the end (client gone, write timeout), it kills the process group (the guard) and
+/// stops feeding stdin (the feeder). At the end of stdout the process is reaped in the background,
+/// still bounded by `exec_timeout`.
 pub(crate) struct ProcessBody {
     pub(crate) first: Option<Bytes>,
     pub(crate) stdout: ReaderBody<tokio::process::ChildStdout>,
     pub(crate) guard: Option<ProcessGuard>,
     pub(crate) deadline: Option<Instant>,
     pub(crate) sleep: Option<Pin<Box<Sleep>>>,
-    pub(crate) writer: Option<JoinHandle<Result<(), RequestBodyError>>>,
+    pub(crate) writer: Option<Feeder>,
 }
 
 impl ProcessBody {
@@ -132,17 +133,14 @@ impl ProcessBody {
             return Poll::Ready(None);
         }
         if let Some(writer) = &mut self.writer
-            && writer.is_finished()
+            && let Poll::Ready(e) = writer.poll_failed(cx)
         {
-            if let Poll::Ready(Ok(Err(e))) = Pin::new(writer).poll(cx) {
-                // The request body failed (too large, too slow): the input was cut, so is the output.
-                if let Some(mut guard) = self.guard.take() {
-                    guard.kill_group();
-                }
-                self.writer = None;
-                return Poll::Ready(Some(Err(e.into())));
+            // The request body failed (too large, too slow): the input was cut, so is the output.
+            if let Some(mut guard) = self.guard.take() {
+                guard.kill_group();
             }
             self.writer = None;
+            return Poll::Ready(Some(Err(e.into())));
         }
         if let Some(deadline) = self.deadline {
             let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
@@ -166,14 +164,6 @@ impl ProcessBody {
     }
 }
 
-impl Drop for ProcessBody {
-    fn drop(&mut self) {
-        if let Some(writer) = self.writer.take() {
-            writer.abort();
-        }
-        // `guard` (if still here: the response was not read to its end) kills the group on drop.
-    }
-}
 
 async fn reap(mut guard: ProcessGuard, deadline: Option<Instant>) {
     let status = match deadline {

@@ -24,7 +24,44 @@ use crate::logs::{LogStream, forward_lines};
 use crate::process::{self, ProcessGuard};
 use crate::server::{RequestBody, RequestBodyError, internal_response};
 
-type Writer = JoinHandle<Result<(), RequestBodyError>>;
+/// The task copying the request body to the process's stdin; reports a failed body once.
+pub(crate) struct Feeder {
+    handle: JoinHandle<Result<(), RequestBodyError>>,
+    done: bool,
+}
+
+impl Feeder {
+    fn spawn(task: impl Future<Output = Result<(), RequestBodyError>> + Send + 'static) -> Self {
+        Feeder { handle: tokio::spawn(task), done: false }
+    }
+
+    /// Ready with the error when the request body failed; pending forever otherwise.
+    pub(crate) fn poll_failed(&mut self, cx: &mut Context<'_>) -> Poll<RequestBodyError> {
+        if self.done {
+            return Poll::Pending;
+        }
+        match Pin::new(&mut self.handle).poll(cx) {
+            Poll::Ready(result) => {
+                self.done = true;
+                match result {
+                    Ok(Err(e)) => Poll::Ready(e),
+                    _ => Poll::Pending,
+                }
+            }
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    async fn failed(&mut self) -> RequestBodyError {
+        poll_fn(|cx| self.poll_failed(cx)).await
+    }
+}
+
+impl Drop for Feeder {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
 
 /// Serves one request by running the function process.
 pub(crate) async fn handle(config: Arc<Config>, req: Request<RequestBody>) -> Response<WatchdogBody> {
@@ -171,9 +208,9 @@ async fn buffered(config: Arc<Config>, req: Request<RequestBody>) -> Response<Wa
         Ok(s) => s,
         Err(e) => return spawn_error(&config, &e),
     };
-    let mut writer: Writer = match input {
-        Ok(body) => tokio::spawn(feed(body, stdin)),
-        Err(marshalled) => tokio::spawn(feed_bytes(marshalled, stdin)),
+    let mut writer = match input {
+        Ok(body) => Feeder::spawn(feed(body, stdin)),
+        Err(marshalled) => Feeder::spawn(feed_bytes(marshalled, stdin)),
     };
 
     let outcome = {
@@ -188,10 +225,10 @@ async fn buffered(config: Arc<Config>, req: Request<RequestBody>) -> Response<Wa
                 Some((read, status)) => Outcome::Done(read, status),
                 None => Outcome::TimedOut,
             },
-            Ok(Err(e)) = &mut writer => Outcome::BodyFailed(e),
+            e = writer.failed() => Outcome::BodyFailed(e),
         }
     };
-    writer.abort();
+    drop(writer);
 
     match outcome {
         Outcome::TimedOut => {
@@ -242,7 +279,7 @@ async fn streaming(config: Arc<Config>, req: Request<RequestBody>) -> Response<W
     let Output::Pipe(stdout) = output else {
         return internal_response(StatusCode::INTERNAL_SERVER_ERROR, "unexpected combined output");
     };
-    let mut writer: Writer = tokio::spawn(feed(body, stdin));
+    let mut writer = Feeder::spawn(feed(body, stdin));
     let mut stdout = ReaderBody::new(stdout, None);
 
     enum First {
@@ -259,13 +296,13 @@ async fn streaming(config: Arc<Config>, req: Request<RequestBody>) -> Response<W
             Some(Ok(None)) => First::Eof,
             Some(Err(e)) => First::ReadFailed(e),
         },
-        Ok(Err(e)) = &mut writer => First::BodyFailed(e),
+        e = writer.failed() => First::BodyFailed(e),
     };
 
     let first = match first {
         First::Chunk(chunk) => chunk,
         First::TimedOut => {
-            writer.abort();
+            drop(writer);
             guard.kill_group();
             return timeout_response(&config);
         }
@@ -274,14 +311,14 @@ async fn streaming(config: Arc<Config>, req: Request<RequestBody>) -> Response<W
             return body_error(&e);
         }
         First::ReadFailed(e) => {
-            writer.abort();
+            drop(writer);
             guard.kill_group();
             return internal_response(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read function output: {e}"));
         }
         First::Eof => {
             // No output at all: the exit status decides the answer.
             let status = within(deadline, guard.wait()).await;
-            writer.abort();
+            drop(writer);
             return match status {
                 None => {
                     guard.kill_group();

@@ -106,7 +106,7 @@ async fn oversized_bodies_get_413() {
     assert_eq!(answer.status, 413);
     assert!(answer.is_internal());
     // Chunked body that grows over the limit while it streams.
-    let chunked = format!("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n{}\r\n0\r\n\r\n", "a".repeat(5000));
+    let chunked = format!("POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n{}\r\n0\r\n\r\n", "a".repeat(5000));
     let answer = raw(wd.addr, chunked.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
     assert!(answer.to_ascii_lowercase().contains("x-openfaas-internal: fwatchdog"), "{answer}");

@@ -15,7 +15,10 @@ fn app() -> Router {
     Router::new()
         .route("/", get(|| async { "axum on faas-rs" }))
         .route("/users/{id}", get(user))
-        .route("/echo", post(|Json(body): Json<Value>| async move { Json(json!({ "echo": body })) }))
+        .route(
+            "/echo",
+            post(|Json(body): Json<Value>| async move { Json(json!({ "echo": body })) }),
+        )
         .route("/sleep/{ms}", get(sleep))
 }
 
@@ -50,12 +53,18 @@ mod tests {
 
     #[tokio::test]
     async fn routes_in_process() {
-        let res = testing::call(app(), testing::get("/users/3")).await.unwrap();
+        let res = testing::call(app(), testing::get("/users/3"))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200);
         assert_eq!(res.json::<Value>().unwrap()["name"], "user-3");
-        let res = testing::call(app(), testing::get("/users/0")).await.unwrap();
+        let res = testing::call(app(), testing::get("/users/0"))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 404);
-        let res = testing::call(app(), testing::get("/nowhere")).await.unwrap();
+        let res = testing::call(app(), testing::get("/nowhere"))
+            .await
+            .unwrap();
         assert_eq!(res.status(), 404);
     }
 }

@@ -19,7 +19,9 @@ mod tests {
     #[tokio::test]
     async fn greets_by_name() {
         assert_eq!(hello(faas::testing::get("/?name=Ada")).await, "Hello, Ada!");
-        let res = faas::testing::call(faas::handler_fn(hello), faas::testing::get("/")).await.unwrap();
+        let res = faas::testing::call(faas::handler_fn(hello), faas::testing::get("/"))
+            .await
+            .unwrap();
         assert_eq!(res.text(), "Hello, world!");
     }
 }

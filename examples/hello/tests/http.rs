@@ -5,7 +5,10 @@ use std::time::Duration;
 use faas::testing::FunctionProcess;
 
 fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+    reqwest::Client::builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap()
 }
 
 #[tokio::test]
@@ -19,7 +22,12 @@ async fn answers_requests_and_the_health_contract() {
     assert!(res.headers().contains_key("x-duration-seconds"));
     assert_eq!(res.text().await.unwrap(), "Hello, faas!");
 
-    let res = client.post(process.url("/")).header("X-Call-Id", "call-42").send().await.unwrap();
+    let res = client
+        .post(process.url("/"))
+        .header("X-Call-Id", "call-42")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(res.headers()["x-call-id"], "call-42");
     assert_eq!(res.text().await.unwrap(), "Hello, world!");
 
@@ -36,5 +44,10 @@ async fn sigterm_stops_the_process_cleanly() {
     assert_eq!(res.status(), 200);
     process.terminate().unwrap();
     let status = process.wait_timeout(Duration::from_secs(20)).unwrap();
-    assert_eq!(status.map(|s| s.success()), Some(true), "stderr: {:?}", process.stderr());
+    assert_eq!(
+        status.map(|s| s.success()),
+        Some(true),
+        "stderr: {:?}",
+        process.stderr()
+    );
 }

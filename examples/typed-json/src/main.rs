@@ -36,7 +36,10 @@ struct Receipt {
 #[faas::handler]
 async fn total(order: Order, ctx: Context) -> Result<Receipt, Error> {
     if order.items.is_empty() {
-        return Err(Error::status(StatusCode::UNPROCESSABLE_ENTITY, "the order has no items"));
+        return Err(Error::status(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "the order has no items",
+        ));
     }
     let mut total: u64 = 0;
     for item in &order.items {
@@ -68,8 +71,15 @@ mod tests {
     use super::*;
 
     fn order(coupon: Option<&str>) -> Order {
-        let item = |sku: &str, price_cents, quantity| Item { sku: sku.into(), price_cents, quantity };
-        Order { items: vec![item("a", 250, 2), item("b", 100, 1)], coupon: coupon.map(Into::into) }
+        let item = |sku: &str, price_cents, quantity| Item {
+            sku: sku.into(),
+            price_cents,
+            quantity,
+        };
+        Order {
+            items: vec![item("a", 250, 2), item("b", 100, 1)],
+            coupon: coupon.map(Into::into),
+        }
     }
 
     #[tokio::test]
@@ -78,7 +88,13 @@ mod tests {
         let receipt = total(order(None), ctx.clone()).await.unwrap();
         assert_eq!(receipt.total_cents, 600);
         assert_eq!(receipt.call_id.as_deref(), Some("c1"));
-        assert_eq!(total(order(Some("TENOFF")), ctx.clone()).await.unwrap().total_cents, 540);
+        assert_eq!(
+            total(order(Some("TENOFF")), ctx.clone())
+                .await
+                .unwrap()
+                .total_cents,
+            540
+        );
         let err = total(order(Some("FREE")), ctx).await.unwrap_err();
         assert_eq!(err.status_code(), StatusCode::BAD_REQUEST);
     }

@@ -17,7 +17,10 @@ async fn guarded(req: Request, ctx: Context) -> Result<Json<Value>, Error> {
     let expected = ctx.secret(SECRET)?;
     let given = req.headers().get("x-api-key").and_then(|v| v.to_str().ok());
     if given != Some(expected.as_str()) {
-        return Err(Error::status(StatusCode::UNAUTHORIZED, "missing or wrong X-Api-Key"));
+        return Err(Error::status(
+            StatusCode::UNAUTHORIZED,
+            "missing or wrong X-Api-Key",
+        ));
     }
     Ok(Json(json!({
         "authorized": true,
@@ -39,9 +42,13 @@ mod tests {
         let ctx = Context::builder().secrets_dir(dir.path()).build();
         let mut req = testing::get("/");
         req.headers_mut().insert("x-api-key", "k1".parse().unwrap());
-        let res = testing::call_with(faas::context_fn(guarded), req, ctx.clone()).await.unwrap();
+        let res = testing::call_with(faas::context_fn(guarded), req, ctx.clone())
+            .await
+            .unwrap();
         assert_eq!(res.status(), 200, "{}", res.text());
-        let res = testing::call_with(faas::context_fn(guarded), testing::get("/"), ctx).await.unwrap();
+        let res = testing::call_with(faas::context_fn(guarded), testing::get("/"), ctx)
+            .await
+            .unwrap();
         assert_eq!(res.status(), 401);
     }
 }

@@ -5,7 +5,7 @@
 //! - (c) through `faas up` (gateway + local provider, whose replicas are in-process watchdogs) to a function
 //!   `bench` in http mode whose `envProcess` is another `bench-upstream`.
 //!
-//! The three run interleaved at 1, 16 and 64 connections. Figures: (c)/(a) throughput, the p50 the gateway
+//! The three run interleaved at 1, 16 and 64 connections; `--only idle` runs just the memory figure. Figures: (c)/(a) throughput, the p50 the gateway
 //! adds over (b) at one connection, and the idle RSS of a fresh `faas up` with 10 fork-mode `cat` functions
 //! deployed (function processes not counted; the local provider's watchdogs run inside `faas up`, so they
 //! are).
@@ -243,10 +243,14 @@ impl Scenario for Gateway {
         bench.binary("faas")?;
         bench.binary("fwatchdog")?;
         bench.binary("bench-upstream")?;
-        if let Err(e) = self.throughput(bench).await {
+        if (bench.wants("a") || bench.wants("b") || bench.wants("c"))
+            && let Err(e) = self.throughput(bench).await
+        {
             bench.note(format!("throughput cases failed: {e:#}"));
         }
-        if let Err(e) = self.idle_memory(bench).await {
+        if bench.wants("idle")
+            && let Err(e) = self.idle_memory(bench).await
+        {
             bench.note(format!("idle memory of faas up failed: {e:#}"));
         }
         Ok(())

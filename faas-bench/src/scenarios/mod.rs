@@ -46,10 +46,14 @@ use crate::bench::Bench;
 
 mod baseline;
 mod gateway;
+mod sdk;
+mod swarm;
 mod watchdog;
 
 pub use baseline::Baseline;
 pub use gateway::Gateway;
+pub use sdk::Sdk;
+pub use swarm::Swarm;
 pub use watchdog::Watchdog;
 
 /// A benchmark scenario.
@@ -71,7 +75,13 @@ pub trait Scenario: std::fmt::Debug {
 /// Every registered scenario.
 #[must_use]
 pub fn all() -> Vec<Box<dyn Scenario>> {
-    vec![Box::new(Baseline), Box::new(Watchdog), Box::new(Gateway)]
+    vec![
+        Box::new(Baseline),
+        Box::new(Watchdog),
+        Box::new(Gateway),
+        Box::new(Swarm),
+        Box::new(Sdk),
+    ]
 }
 
 /// The scenario named `name`.

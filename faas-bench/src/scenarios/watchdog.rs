@@ -230,20 +230,20 @@ impl Scenario for Watchdog {
             .reference(8.4 * MIB),
         );
         // a mode that fails does not hide the others
-        if bench.wants("a") || bench.wants("b") {
-            if let Err(e) = self.http_mode(bench).await {
-                bench.note(format!("http mode (a, b) failed: {e:#}"));
-            }
+        if (bench.wants("a") || bench.wants("b"))
+            && let Err(e) = self.http_mode(bench).await
+        {
+            bench.note(format!("http mode (a, b) failed: {e:#}"));
         }
-        if bench.wants("c") {
-            if let Err(e) = self.fork_mode(bench, &FORK, None).await {
-                bench.note(format!("fork mode (c) failed: {e:#}"));
-            }
+        if bench.wants("c")
+            && let Err(e) = self.fork_mode(bench, &FORK, None).await
+        {
+            bench.note(format!("fork mode (c) failed: {e:#}"));
         }
-        if bench.wants("d") {
-            if let Err(e) = self.fork_mode(bench, &STREAMING, Some("streaming")).await {
-                bench.note(format!("streaming mode (d) failed: {e:#}"));
-            }
+        if bench.wants("d")
+            && let Err(e) = self.fork_mode(bench, &STREAMING, Some("streaming")).await
+        {
+            bench.note(format!("streaming mode (d) failed: {e:#}"));
         }
         Ok(())
     }

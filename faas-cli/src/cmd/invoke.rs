@@ -33,6 +33,12 @@ pub struct InvokeArgs {
     /// The request body (default: stdin).
     #[arg(short, long)]
     pub data: Option<String>,
+    /// Queue the call (`/async-function/`) and print its call id instead of waiting for the answer.
+    #[arg(long = "async")]
+    pub async_call: bool,
+    /// With --async: where the gateway POSTs the function's answer (X-Callback-Url).
+    #[arg(long, requires = "async_call")]
+    pub callback_url: Option<String>,
 }
 
 /// Runs `faas invoke`.
@@ -58,6 +64,9 @@ pub async fn run(args: InvokeArgs) -> Result<()> {
     invocation.path = args.path;
     invocation.query = args.query;
     invocation.headers = args.headers;
+    if args.async_call {
+        return super::invoke_async::run(&client, invocation, args.callback_url).await;
+    }
     let response = client.invoke(invocation).await?;
     if !response.status().is_success() {
         return Err(client.invocation_error(&args.name, response).await);

@@ -3,8 +3,10 @@
 pub mod deploy;
 pub mod describe;
 pub mod invoke;
+mod invoke_async;
 pub mod list;
 pub mod logs;
+pub mod queue;
 pub mod remove;
 pub mod scale;
 pub mod secret;

@@ -74,6 +74,15 @@ pub struct UpArgs {
     /// Where functions run.
     #[arg(long, value_enum, default_value_t = ProviderKind::Local)]
     pub provider: ProviderKind,
+    /// Asynchronous invocation: the queue and its worker.
+    #[command(flatten)]
+    pub queue: super::queue::QueueArgs,
+    /// The largest asynchronous call body (bytes, or with a unit: 10Mi) [default: 64Mi].
+    #[arg(long, value_parser = size_arg)]
+    pub async_body_limit: Option<usize>,
+    /// Serve /async-function/ but run no queue worker here (workers run apart: faas queue-worker).
+    #[arg(long)]
+    pub no_queue_worker: bool,
 }
 
 fn duration_arg(s: &str) -> std::result::Result<Duration, String> {
@@ -162,7 +171,17 @@ impl Up {
         let local_addr =
             listener.local_addr().map_err(|source| Error::Listen { addr: addr.to_string(), source })?;
         let provider = build_provider(&self.args).await?;
-        let gateway = self.gateway_builder(&provider)?.build();
+        let data_dir = crate::provider::data_dir(&self.args)?;
+        let parts = super::queue::open(&self.args.queue, &data_dir).await?;
+        let mut builder = self.gateway_builder(&provider)?.queue(parts.queue.clone()).invocations(parts.store.clone());
+        if let Some(limit) = self.args.async_body_limit {
+            builder = builder.async_body_limit(limit);
+        }
+        let gateway = builder.build();
+        let worker = (!self.args.no_queue_worker).then(|| {
+            let target = std::sync::Arc::new(gateway.invoker().clone());
+            super::queue::WorkerHandle::spawn(&parts, target, self.args.queue.worker_config())
+        });
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = tokio::spawn(gateway.serve(listener, async move {
             let _ = stop_rx.await;
@@ -175,6 +194,7 @@ impl Up {
             local_addr,
             credentials,
             provider,
+            worker,
             stop: Some(stop_tx),
             serve,
             shutdown_timeout: self.args.shutdown_timeout,
@@ -196,6 +216,7 @@ pub struct Running {
     local_addr: SocketAddr,
     credentials: Option<Credentials>,
     provider: BuiltProvider,
+    worker: Option<super::queue::WorkerHandle>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
     shutdown_timeout: Duration,
@@ -265,6 +286,11 @@ impl Running {
         let drained = tokio::time::timeout(self.shutdown_timeout, &mut serve).await;
         if drained.is_err() {
             tracing::warn!(timeout = ?self.shutdown_timeout, "requests still in flight, stopping anyway");
+        }
+        if let Some(worker) = self.worker.take()
+            && let Err(e) = worker.shutdown().await
+        {
+            tracing::warn!(error = %e.one_line(), "the queue worker failed");
         }
         self.provider.shutdown().await;
         let result = match drained {

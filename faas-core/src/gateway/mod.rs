@@ -44,7 +44,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
 use tower::util::BoxCloneSyncService;
@@ -75,7 +75,11 @@ pub struct Gateway {
     inner: Inner,
     invoker: Invoker,
     metrics: Metrics,
+    shutdown_grace: Duration,
 }
+
+/// How long [`Gateway::serve`] drains in-flight requests by default.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 impl std::fmt::Debug for Gateway {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -95,6 +99,7 @@ pub struct GatewayBuilder {
     metrics: Option<Metrics>,
     version: VersionInfo,
     invoker: Option<Invoker>,
+    shutdown_grace: Duration,
     // Async invocation (`async_invoke.rs`): routes exist only when a queue is set.
     queue: Option<Arc<dyn crate::queue::Queue>>,
     invocations: Option<Arc<dyn crate::queue::records::InvocationStore>>,
@@ -185,6 +190,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// How long [`Gateway::serve`] lets in-flight requests finish after shutdown starts before it
+    /// closes their connections (default 30 s).
+    pub fn shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
     /// Assembles the gateway.
     pub fn build(self) -> Gateway {
         let invoker = self.invoker.unwrap_or_else(|| {
@@ -212,6 +224,7 @@ impl GatewayBuilder {
             inner: BoxCloneSyncService::new(stack),
             invoker,
             metrics,
+            shutdown_grace: self.shutdown_grace,
         }
     }
 }
@@ -231,6 +244,7 @@ impl Gateway {
                 release: env!("CARGO_PKG_VERSION").to_owned(),
             },
             invoker: None,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
             queue: None,
             invocations: None,
             async_body_limit: DEFAULT_ASYNC_BODY_LIMIT,
@@ -248,7 +262,8 @@ impl Gateway {
     }
 
     /// Serves the gateway on `listener` over HTTP/1.1 (keep-alive) until `shutdown` completes, then
-    /// stops accepting, lets in-flight requests finish and returns.
+    /// stops accepting, lets in-flight requests finish (for at most the
+    /// [shutdown grace](GatewayBuilder::shutdown_grace)), closes the remaining connections and returns.
     ///
     /// # Errors
     /// None today (accept errors are logged and retried); the `Result` leaves room for setup errors.
@@ -258,6 +273,7 @@ impl Gateway {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+        let mut connections = tokio::task::JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
             let (stream, _peer) = tokio::select! {
@@ -272,11 +288,14 @@ impl Gateway {
                     }
                 },
             };
+            while connections.try_join_next().is_some() {}
             let _ = stream.set_nodelay(true);
             let service = TowerToHyperService::new(self.clone());
             let mut stop = stop_rx.clone();
-            tokio::spawn(async move {
+            connections.spawn(async move {
                 let conn = hyper::server::conn::http1::Builder::new()
+                    .timer(TokioTimer::new())
+                    .header_read_timeout(Duration::from_secs(30))
                     .keep_alive(true)
                     .serve_connection(TokioIo::new(stream), service)
                     .with_upgrades();
@@ -291,13 +310,21 @@ impl Gateway {
                 if let Err(err) = result {
                     tracing::debug!(error = %err, "connection closed with an error");
                 }
-                drop(stop);
             });
         }
         drop(listener);
-        drop(stop_rx);
         let _ = stop_tx.send(());
-        stop_tx.closed().await;
+        let drained = tokio::time::timeout(self.shutdown_grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!(
+                connections = connections.len(),
+                "shutdown grace elapsed, closing the remaining connections"
+            );
+            connections.shutdown().await;
+        }
         Ok(())
     }
 }

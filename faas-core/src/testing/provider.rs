@@ -339,6 +339,32 @@ impl Run {
         // ready and answering
         self.wait_ready("deploy", &name, 1).await;
 
+        // logs of a function: a stream that ends when not following
+        let mut request = LogRequest::new(name.as_str(), ns);
+        request.tail = Some(10);
+        let logs = expect_ok("logs", p.logs(request).await);
+        let drained = tokio::time::timeout(self.spec.request_timeout, async {
+            let mut logs = logs;
+            let mut lines = 0usize;
+            while let Some(line) = futures::StreamExt::next(&mut logs).await {
+                let line = expect_ok("logs: a line", line);
+                assert_eq!(
+                    line.name, name,
+                    "logs: a line of another function: {line:?}"
+                );
+                lines += 1;
+            }
+            lines
+        })
+        .await;
+        let lines = drained.unwrap_or_else(|_| {
+            panic!(
+                "logs: the stream did not end within {:?} without follow",
+                self.spec.request_timeout
+            )
+        });
+        assert!(lines <= 10, "logs: tail 10 gave {lines} lines");
+
         // scale up
         expect_ok("scale to 2", p.scale(&name, ns, 2).await);
         let status = expect_ok("get after scale to 2", p.get(&name, ns).await);

@@ -22,7 +22,7 @@ pub const NS: &str = "openfaas-fn";
 /// Settings for tests: short drain grace, quick backoff.
 pub fn config(dir: &Path) -> LocalConfig {
     LocalConfig::new(dir)
-        .drain(Duration::from_millis(200), Duration::from_secs(30))
+        .drain(Duration::from_secs(1), Duration::from_secs(30))
         .backoff(Duration::from_millis(100), Duration::from_secs(2))
 }
 

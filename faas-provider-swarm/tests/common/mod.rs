@@ -18,7 +18,10 @@ pub const FAAS_IMAGE: &str = "faas-rs/faas:dev";
 
 /// The workspace root.
 pub fn root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf()
 }
 
 /// A short unique id for the names of one test run.
@@ -32,7 +35,9 @@ pub async fn ensure_images(images: &[&str]) {
     let mut missing = Vec::new();
     for image in images {
         if docker.inspect_image(image).await.is_err() {
-            let short = image.trim_start_matches("faas-rs/").trim_end_matches(":dev");
+            let short = image
+                .trim_start_matches("faas-rs/")
+                .trim_end_matches(":dev");
             missing.push(short.to_owned());
         }
     }
@@ -41,10 +46,16 @@ pub async fn ensure_images(images: &[&str]) {
     }
     let status = Command::new(root().join("scripts/build-images.sh"))
         .args(&missing)
-        .env("PROFILE", std::env::var("PROFILE").unwrap_or_else(|_| "dev".into()))
+        .env(
+            "PROFILE",
+            std::env::var("PROFILE").unwrap_or_else(|_| "dev".into()),
+        )
         .status()
         .expect("run scripts/build-images.sh");
-    assert!(status.success(), "scripts/build-images.sh {missing:?} failed");
+    assert!(
+        status.success(),
+        "scripts/build-images.sh {missing:?} failed"
+    );
 }
 
 /// Names of the services and secrets currently on the engine.
@@ -83,7 +94,9 @@ pub async fn cleanup(docker: &Docker, prefix: &str, network: Option<&str>) {
         while Instant::now() < deadline {
             match docker.remove_network(network).await {
                 Ok(()) => break,
-                Err(bollard::errors::Error::DockerResponseServerError { status_code: 404, .. }) => break,
+                Err(bollard::errors::Error::DockerResponseServerError {
+                    status_code: 404, ..
+                }) => break,
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
@@ -101,7 +114,10 @@ where
         if let Some(value) = check().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }

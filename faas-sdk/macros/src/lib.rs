@@ -34,9 +34,26 @@ use syn::{FnArg, ItemFn, ReturnType, Type, parse_macro_input};
 pub fn handler(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = proc_macro2::TokenStream::from(attr);
     let func = parse_macro_input!(item as ItemFn);
-    match expand(attr, func) {
+    match expand(attr, func.clone()) {
         Ok(tokens) => tokens.into(),
-        Err(err) => err.to_compile_error().into(),
+        Err(err) => on_error(&func, &err).into(),
+    }
+}
+
+/// On misuse: the error, the user's function unchanged (so that the code calling it still
+/// resolves), and an empty `main` so that "`main` function not found" does not bury the error.
+fn on_error(func: &ItemFn, err: &syn::Error) -> proc_macro2::TokenStream {
+    let error = err.to_compile_error();
+    let is_method = func.sig.receiver().is_some();
+    let stub = if is_method || func.sig.ident == "main" {
+        quote! {}
+    } else {
+        quote! { fn main() {} }
+    };
+    quote! {
+        #error
+        #func
+        #stub
     }
 }
 
@@ -60,10 +77,7 @@ enum Shape {
     EventContext,
 }
 
-fn expand(
-    attr: proc_macro2::TokenStream,
-    func: ItemFn,
-) -> syn::Result<proc_macro2::TokenStream> {
+fn expand(attr: proc_macro2::TokenStream, func: ItemFn) -> syn::Result<proc_macro2::TokenStream> {
     if !attr.is_empty() {
         return Err(syn::Error::new_spanned(
             attr,
@@ -245,7 +259,10 @@ mod tests {
     fn each_shape_picks_its_adapter() {
         let cases = [
             ("async fn f() -> &'static str { \"hi\" }", "handler_fn"),
-            ("async fn f(req: faas::Request) -> String { todo!() }", "handler_fn (f)"),
+            (
+                "async fn f(req: faas::Request) -> String { todo!() }",
+                "handler_fn (f)",
+            ),
             (
                 "async fn f(req: Request, ctx: faas::Context) -> String { todo!() }",
                 "context_fn (f)",
@@ -265,15 +282,30 @@ mod tests {
     #[test]
     fn misuse_is_rejected_with_a_message() {
         let cases = [
-            ("fn f(req: Request) -> String { todo!() }", "requires an `async fn`"),
+            (
+                "fn f(req: Request) -> String { todo!() }",
+                "requires an `async fn`",
+            ),
             ("async fn main() {}", "cannot be named `main`"),
             ("async fn f<T>(req: Request) {}", "generic"),
             ("async fn f(req: &Request) {}", "not references"),
-            ("async fn f(ctx: Context, req: Request) {}", "second argument"),
-            ("async fn f(ev: In) -> Result<Out, E> { todo!() }", "a handler with one argument"),
+            (
+                "async fn f(ctx: Context, req: Request) {}",
+                "second argument",
+            ),
+            (
+                "async fn f(ev: In) -> Result<Out, E> { todo!() }",
+                "a handler with one argument",
+            ),
             ("async fn f(ev: In, x: u32) {}", "must be `faas::Context`"),
-            ("async fn f(a: Request, b: Context, c: u8) {}", "at most two"),
-            ("async fn f(ev: In, ctx: Context) -> Out { todo!() }", "must return `Result"),
+            (
+                "async fn f(a: Request, b: Context, c: u8) {}",
+                "at most two",
+            ),
+            (
+                "async fn f(ev: In, ctx: Context) -> Out { todo!() }",
+                "must return `Result",
+            ),
         ];
         for (src, message) in cases {
             let err = expand_str(src).expect_err(src).to_string();
