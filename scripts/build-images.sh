@@ -9,6 +9,8 @@
 #
 # Usage: scripts/build-images.sh [fwatchdog|hello|faas ...]   (default: all)
 # Env:   PROFILE=release|dev (default release), TAG (default dev),
+#        CONTEXT_ONLY=DIR: only write the build contexts to DIR/<image>/ (Dockerfile + rootfs), for a
+#        client that builds them itself (the tests do, through bollard's build API),
 #        CARGO_TARGET_DIR_MUSL (default <repo>/target/musl: a separate target dir, so that this
 #        long build does not hold the lock of the shared one)
 set -euo pipefail
@@ -24,8 +26,11 @@ IMAGES=("$@")
 die() { echo "build-images.sh: error: $*" >&2; exit 1; }
 log() { echo "build-images.sh: $*" >&2; }
 
-command -v docker >/dev/null || die "docker is missing: run scripts/docker.sh"
-docker version >/dev/null 2>&1 || die "the docker engine is not running: run scripts/docker.sh"
+CONTEXT_ONLY="${CONTEXT_ONLY:-}"
+if [ -z "$CONTEXT_ONLY" ]; then
+    command -v docker >/dev/null || die "docker is missing: run scripts/docker.sh"
+    docker version >/dev/null 2>&1 || die "the docker engine is not running: run scripts/docker.sh"
+fi
 
 if ! rustup target list --installed | grep -qx "$TARGET"; then
     log "adding rust target $TARGET"
@@ -59,8 +64,13 @@ log "building static binaries ($PROFILE, $TARGET) in $TARGET_DIR"
     || die "cargo build failed"
 BIN="$TARGET_DIR/$TARGET/$profile_dir"
 
-CTX_ROOT="$(mktemp -d)"
-trap 'rm -rf "$CTX_ROOT"' EXIT
+if [ -n "$CONTEXT_ONLY" ]; then
+    CTX_ROOT="$CONTEXT_ONLY"
+    mkdir -p "$CTX_ROOT"
+else
+    CTX_ROOT="$(mktemp -d)"
+    trap 'rm -rf "$CTX_ROOT"' EXIT
+fi
 
 static_copy() { # src dst: copy a binary, refusing dynamically linked ones
     [ -x "$1" ] || die "missing binary $1"
@@ -70,14 +80,22 @@ static_copy() { # src dst: copy a binary, refusing dynamically linked ones
 }
 
 build() { # name context
+    if [ -n "$CONTEXT_ONLY" ]; then
+        echo "$2"
+        return
+    fi
     log "docker build faas-rs/$1:$TAG"
-    docker build -q -t "faas-rs/$1:$TAG" "$2" >/dev/null || die "docker build of faas-rs/$1 failed"
+    if ! docker build -q -t "faas-rs/$1:$TAG" "$2" >"$CTX_ROOT/build.log" 2>&1; then
+        cat "$CTX_ROOT/build.log" >&2
+        die "docker build of faas-rs/$1 failed"
+    fi
     size="$(docker image inspect -f '{{.Size}}' "faas-rs/$1:$TAG")"
     echo "faas-rs/$1:$TAG $((size / 1024)) KiB"
 }
 
 for image in "${IMAGES[@]}"; do
     ctx="$CTX_ROOT/$image"
+    rm -rf "$ctx"
     mkdir -p "$ctx/rootfs/tmp"
     chmod 1777 "$ctx/rootfs/tmp"
     case "$image" in

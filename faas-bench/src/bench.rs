@@ -16,6 +16,9 @@ use crate::report::{Case, CpuShare, Figure, Report, Settings};
 /// How long a process under test may take to become ready.
 pub const READY_PATIENCE: Duration = Duration::from_secs(20);
 
+/// Above this CPU use of the whole machine (% of one core) between cases, it is not quiet.
+const QUIET_BELOW_PERCENT: f64 = 20.0;
+
 /// One series of cases: a subject measured at several connection counts.
 #[derive(Debug, Clone)]
 pub struct Series {
@@ -250,6 +253,7 @@ impl Bench {
             max_requests: self.args.max_requests,
             timeout: self.args.timeout,
         };
+        self.wait_quiet().await;
         let mut watched: Vec<Watch> = vec![Watch {
             role: "bench".to_owned(),
             pid: std::process::id(),
@@ -319,6 +323,35 @@ impl Bench {
         self.report.cases.push(case);
         self.report.compute_ratios();
         Ok(self.report.cases.last())
+    }
+
+    /// Waits (up to `--wait-quiet`) until the machine is quiet between cases; notes it when it never is.
+    async fn wait_quiet(&mut self) {
+        let patience = self.args.wait_quiet;
+        if patience.is_zero() {
+            return;
+        }
+        let deadline = Instant::now() + patience;
+        let mut busiest = 0.0_f64;
+        while Instant::now() < deadline {
+            let window = Duration::from_millis(500);
+            let Ok(before) = process::machine_busy_seconds() else {
+                return;
+            };
+            tokio::time::sleep(window).await;
+            let Ok(after) = process::machine_busy_seconds() else {
+                return;
+            };
+            let percent = 100.0 * (after - before) / window.as_secs_f64();
+            if percent < QUIET_BELOW_PERCENT {
+                return;
+            }
+            busiest = busiest.max(percent);
+        }
+        self.note(format!(
+            "the machine was still busy after waiting {patience:?} (up to {busiest:.0}% of one core used by \
+             other processes): the next case may be disturbed"
+        ));
     }
 
     /// Adds a derived figure to the report.

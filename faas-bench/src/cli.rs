@@ -40,6 +40,11 @@ pub struct Args {
     #[arg(long, default_value = "10s", value_parser = parse_duration)]
     pub timeout: Duration,
 
+    /// Before each case, wait up to this long for the machine to be quiet (other processes using under 20%
+    /// of one core over half a second); 0 does not wait. For shared machines.
+    #[arg(long, default_value = "0s", value_parser = parse_duration)]
+    pub wait_quiet: Duration,
+
     /// Size in bytes of each request body (requests are `POST /`).
     #[arg(long, default_value_t = 12)]
     pub body_size: usize,

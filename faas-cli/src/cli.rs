@@ -2,9 +2,9 @@
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::Result;
 use crate::client::{Credentials, DEFAULT_GATEWAY, GatewayClient};
 use crate::cmd;
-use crate::Result;
 
 /// `faas`: run a FaaS platform on this machine, and drive any OpenFaaS-compatible gateway.
 #[derive(Debug, Parser)]
@@ -97,7 +97,11 @@ impl GatewayArgs {
     /// # Errors
     /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for an invalid URL.
     pub fn client(&self, fallback: Option<&str>) -> Result<GatewayClient> {
-        let url = self.gateway.as_deref().or(fallback).unwrap_or(DEFAULT_GATEWAY);
+        let url = self
+            .gateway
+            .as_deref()
+            .or(fallback)
+            .unwrap_or(DEFAULT_GATEWAY);
         GatewayClient::new(url, self.auth.clone())
     }
 
@@ -138,7 +142,16 @@ mod tests {
 
     #[test]
     fn client_commands_parse() {
-        let cli = Cli::try_parse_from(["faas", "scale", "echo", "--replicas", "3", "-g", "http://x:1"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "faas",
+            "scale",
+            "echo",
+            "--replicas",
+            "3",
+            "-g",
+            "http://x:1",
+        ])
+        .unwrap();
         match cli.command {
             Command::Scale(args) => {
                 assert_eq!(args.name, "echo");

@@ -57,9 +57,10 @@ impl FromStr for Credentials {
 
     fn from_str(s: &str) -> std::result::Result<Self, Self::Err> {
         match s.split_once(':') {
-            Some((user, password)) if !user.is_empty() => {
-                Ok(Credentials { user: user.to_owned(), password: password.to_owned() })
-            }
+            Some((user, password)) if !user.is_empty() => Ok(Credentials {
+                user: user.to_owned(),
+                password: password.to_owned(),
+            }),
             _ => Err("credentials must be written user:password".to_owned()),
         }
     }
@@ -67,7 +68,10 @@ impl FromStr for Credentials {
 
 impl fmt::Debug for Credentials {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Credentials").field("user", &self.user).field("password", &"<redacted>").finish()
+        f.debug_struct("Credentials")
+            .field("user", &self.user)
+            .field("password", &"<redacted>")
+            .finish()
     }
 }
 
@@ -149,11 +153,17 @@ impl GatewayClient {
     /// [`Error::InvalidArgument`] when the URL is invalid.
     pub fn new(gateway: &str, auth: Option<Credentials>) -> Result<Self> {
         let gateway = gateway.trim().trim_end_matches('/');
-        let base = if gateway.contains("://") { gateway.to_owned() } else { format!("http://{gateway}") };
+        let base = if gateway.contains("://") {
+            gateway.to_owned()
+        } else {
+            format!("http://{gateway}")
+        };
         let url = reqwest::Url::parse(&base)
             .map_err(|e| Error::InvalidArgument(format!("invalid gateway URL {gateway:?}: {e}")))?;
         if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
-            return Err(Error::InvalidArgument(format!("invalid gateway URL {gateway:?}: expected http://host:port")));
+            return Err(Error::InvalidArgument(format!(
+                "invalid gateway URL {gateway:?}: expected http://host:port"
+            )));
         }
         let http = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(10))
@@ -199,13 +209,18 @@ impl GatewayClient {
         if err.is_builder() {
             return Error::InvalidArgument(format!("invalid request: {}", root_cause(err)));
         }
-        Error::Unreachable { gateway: self.base.clone(), reason: root_cause(err) }
+        Error::Unreachable {
+            gateway: self.base.clone(),
+            reason: root_cause(err),
+        }
     }
 
     async fn status_error(&self, response: Response, subject: Subject<'_>) -> Error {
         let status = response.status();
         if status == StatusCode::UNAUTHORIZED {
-            return Error::Unauthorized { gateway: self.base.clone() };
+            return Error::Unauthorized {
+                gateway: self.base.clone(),
+            };
         }
         let body = response.text().await.unwrap_or_default();
         let detail = error_detail(&body);
@@ -215,16 +230,27 @@ impl GatewayClient {
             _ if !detail.is_empty() => format!("the gateway refused the request: {detail}"),
             _ => format!(
                 "the gateway answered {}",
-                status.canonical_reason().unwrap_or("an error").to_lowercase()
+                status
+                    .canonical_reason()
+                    .unwrap_or("an error")
+                    .to_lowercase()
             ),
         };
-        Error::Status { status: status.as_u16(), message }
+        Error::Status {
+            status: status.as_u16(),
+            message,
+        }
     }
 
     async fn json<T: serde::de::DeserializeOwned>(&self, response: Response) -> Result<T> {
-        let bytes = response.bytes().await.map_err(|e| self.transport_error(&e))?;
-        serde_json::from_slice(&bytes)
-            .map_err(|e| Error::BadAnswer { gateway: self.base.clone(), reason: e.to_string() })
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_error(&e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::BadAnswer {
+            gateway: self.base.clone(),
+            reason: e.to_string(),
+        })
     }
 
     /// `GET /healthz`.
@@ -241,7 +267,12 @@ impl GatewayClient {
     /// # Errors
     /// [`Error::Unreachable`], [`Error::Unauthorized`], [`Error::Status`] or [`Error::BadAnswer`].
     pub async fn info(&self) -> Result<GatewayInfo> {
-        let response = self.send(self.system(Method::GET, "/system/info", None), Subject::Gateway).await?;
+        let response = self
+            .send(
+                self.system(Method::GET, "/system/info", None),
+                Subject::Gateway,
+            )
+            .await?;
         self.json(response).await
     }
 
@@ -272,9 +303,10 @@ impl GatewayClient {
     pub async fn deploy(&self, deployment: &FunctionDeployment) -> Result<DeployOutcome> {
         match self.update(deployment).await {
             Ok(()) => Ok(DeployOutcome::Updated),
-            Err(Error::Status { status: 404, .. }) => {
-                self.create(deployment).await.map(|()| DeployOutcome::Created)
-            }
+            Err(Error::Status { status: 404, .. }) => self
+                .create(deployment)
+                .await
+                .map(|()| DeployOutcome::Created),
             Err(e) => Err(e),
         }
     }
@@ -284,8 +316,12 @@ impl GatewayClient {
     /// # Errors
     /// As [`GatewayClient::deploy`]; 409 when it exists.
     pub async fn create(&self, deployment: &FunctionDeployment) -> Result<()> {
-        let request = self.system(Method::POST, "/system/functions", None).json(deployment);
-        self.send(request, Subject::Function(&deployment.service)).await.map(drop)
+        let request = self
+            .system(Method::POST, "/system/functions", None)
+            .json(deployment);
+        self.send(request, Subject::Function(&deployment.service))
+            .await
+            .map(drop)
     }
 
     /// `PUT /system/functions`: updates a function.
@@ -293,8 +329,12 @@ impl GatewayClient {
     /// # Errors
     /// As [`GatewayClient::deploy`]; 404 when it does not exist.
     pub async fn update(&self, deployment: &FunctionDeployment) -> Result<()> {
-        let request = self.system(Method::PUT, "/system/functions", None).json(deployment);
-        self.send(request, Subject::Function(&deployment.service)).await.map(drop)
+        let request = self
+            .system(Method::PUT, "/system/functions", None)
+            .json(deployment);
+        self.send(request, Subject::Function(&deployment.service))
+            .await
+            .map(drop)
     }
 
     /// `DELETE /system/functions` with `{"functionName": name}`.
@@ -306,7 +346,9 @@ impl GatewayClient {
             function_name: name.to_owned(),
             namespace: namespace.unwrap_or_default().to_owned(),
         };
-        let request = self.system(Method::DELETE, "/system/functions", namespace).json(&body);
+        let request = self
+            .system(Method::DELETE, "/system/functions", namespace)
+            .json(&body);
         self.send(request, Subject::Function(name)).await.map(drop)
     }
 
@@ -320,8 +362,13 @@ impl GatewayClient {
             replicas,
             namespace: namespace.unwrap_or_default().to_owned(),
         };
-        let request =
-            self.system(Method::POST, &format!("/system/scale-function/{name}"), namespace).json(&body);
+        let request = self
+            .system(
+                Method::POST,
+                &format!("/system/scale-function/{name}"),
+                namespace,
+            )
+            .json(&body);
         self.send(request, Subject::Function(name)).await.map(drop)
     }
 
@@ -337,7 +384,10 @@ impl GatewayClient {
             url.push('/');
             url.push_str(path);
         }
-        let mut request = self.http.request(invocation.method, url).body(invocation.body);
+        let mut request = self
+            .http
+            .request(invocation.method, url)
+            .body(invocation.body);
         if !invocation.query.is_empty() {
             request = request.query(&invocation.query);
         }
@@ -353,17 +403,33 @@ impl GatewayClient {
         let status = response.status();
         let internal = response.headers().contains_key(HEADER_INTERNAL);
         if internal && status == StatusCode::NOT_FOUND {
-            return Error::Status { status: 404, message: format!("function {name:?} not found") };
+            return Error::Status {
+                status: 404,
+                message: format!("function {name:?} not found"),
+            };
         }
         let body = response.text().await.unwrap_or_default();
         let detail = error_detail(&body);
-        let who = if internal { "the gateway" } else { "the function" };
+        let who = if internal {
+            "the gateway"
+        } else {
+            "the function"
+        };
         let message = if detail.is_empty() {
-            format!("function {name:?} failed: {who} answered {}", status.canonical_reason().unwrap_or("an error").to_lowercase())
+            format!(
+                "function {name:?} failed: {who} answered {}",
+                status
+                    .canonical_reason()
+                    .unwrap_or("an error")
+                    .to_lowercase()
+            )
         } else {
             format!("function {name:?} failed: {detail}")
         };
-        Error::Status { status: status.as_u16(), message }
+        Error::Status {
+            status: status.as_u16(),
+            message,
+        }
     }
 
     /// `GET /system/logs`: the function's log lines, as a stream that ends when the gateway closes
@@ -372,7 +438,10 @@ impl GatewayClient {
     /// # Errors
     /// As [`GatewayClient::get`]; items fail with [`Error::Unreachable`] when the connection breaks or
     /// [`Error::BadAnswer`] for a line that is not a log message.
-    pub async fn logs(&self, request: &LogRequest) -> Result<BoxStream<'static, Result<LogMessage>>> {
+    pub async fn logs(
+        &self,
+        request: &LogRequest,
+    ) -> Result<BoxStream<'static, Result<LogMessage>>> {
         let mut query: Vec<(&str, String)> = vec![("name", request.name.clone())];
         if !request.namespace.is_empty() {
             query.push(("namespace", request.namespace.clone()));
@@ -381,7 +450,10 @@ impl GatewayClient {
             query.push(("tail", tail.to_string()));
         }
         if let Some(since) = request.since {
-            query.push(("since", since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)));
+            query.push((
+                "since",
+                since.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true),
+            ));
         }
         if let Some(instance) = &request.instance {
             query.push(("instance", instance.clone()));
@@ -452,8 +524,12 @@ impl GatewayClient {
     /// # Errors
     /// As [`GatewayClient::info`]; 409 when it exists.
     pub async fn create_secret(&self, secret: &Secret) -> Result<()> {
-        let request = self.system(Method::POST, "/system/secrets", ns(&secret.namespace)).json(secret);
-        self.send(request, Subject::Secret(&secret.name)).await.map(drop)
+        let request = self
+            .system(Method::POST, "/system/secrets", ns(&secret.namespace))
+            .json(secret);
+        self.send(request, Subject::Secret(&secret.name))
+            .await
+            .map(drop)
     }
 
     /// `PUT /system/secrets`: replaces a secret's value.
@@ -461,8 +537,12 @@ impl GatewayClient {
     /// # Errors
     /// As [`GatewayClient::info`]; 404 when it does not exist.
     pub async fn update_secret(&self, secret: &Secret) -> Result<()> {
-        let request = self.system(Method::PUT, "/system/secrets", ns(&secret.namespace)).json(secret);
-        self.send(request, Subject::Secret(&secret.name)).await.map(drop)
+        let request = self
+            .system(Method::PUT, "/system/secrets", ns(&secret.namespace))
+            .json(secret);
+        self.send(request, Subject::Secret(&secret.name))
+            .await
+            .map(drop)
     }
 
     /// `DELETE /system/secrets` with `{"name": name}`.
@@ -470,8 +550,13 @@ impl GatewayClient {
     /// # Errors
     /// As [`GatewayClient::info`]; 404 when it does not exist.
     pub async fn remove_secret(&self, name: &str, namespace: Option<&str>) -> Result<()> {
-        let body = SecretInfo { name: name.to_owned(), namespace: namespace.unwrap_or_default().to_owned() };
-        let request = self.system(Method::DELETE, "/system/secrets", namespace).json(&body);
+        let body = SecretInfo {
+            name: name.to_owned(),
+            namespace: namespace.unwrap_or_default().to_owned(),
+        };
+        let request = self
+            .system(Method::DELETE, "/system/secrets", namespace)
+            .json(&body);
         self.send(request, Subject::Secret(name)).await.map(drop)
     }
 }
@@ -488,10 +573,15 @@ fn trim_line(line: &[u8]) -> &[u8] {
 /// else the body's first line, shortened.
 fn error_detail(body: &str) -> String {
     if let Ok(serde_json::Value::Object(map)) = serde_json::from_str::<serde_json::Value>(body) {
-        let message = map.get("error").or_else(|| map.get("message")).and_then(|v| v.as_str());
+        let message = map
+            .get("error")
+            .or_else(|| map.get("message"))
+            .and_then(|v| v.as_str());
         if let Some(message) = message {
             return match map.get("field").and_then(|v| v.as_str()) {
-                Some(field) if !field.is_empty() && !message.contains(field) => format!("{field}: {message}"),
+                Some(field) if !field.is_empty() && !message.contains(field) => {
+                    format!("{field}: {message}")
+                }
                 _ => message.to_owned(),
             };
         }
@@ -526,7 +616,11 @@ fn root_cause(err: &reqwest::Error) -> String {
         last = s.to_string();
         source = s.source();
     }
-    if err.is_timeout() { "timed out".to_owned() } else { last }
+    if err.is_timeout() {
+        "timed out".to_owned()
+    } else {
+        last
+    }
 }
 
 /// Bytes of an invocation body read from stdin, a file, or given inline.
@@ -542,16 +636,28 @@ mod tests {
     fn gateway_urls_are_normalised() {
         let c = GatewayClient::new("127.0.0.1:8080/", None).unwrap();
         assert_eq!(c.url(), "http://127.0.0.1:8080");
-        assert_eq!(c.function_url("echo", None), "http://127.0.0.1:8080/function/echo");
-        assert_eq!(c.function_url("echo", Some("dev")), "http://127.0.0.1:8080/function/echo.dev");
+        assert_eq!(
+            c.function_url("echo", None),
+            "http://127.0.0.1:8080/function/echo"
+        );
+        assert_eq!(
+            c.function_url("echo", Some("dev")),
+            "http://127.0.0.1:8080/function/echo.dev"
+        );
         assert!(GatewayClient::new("ftp://x", None).is_err());
         assert!(GatewayClient::new("http://[::1", None).is_err());
     }
 
     #[test]
     fn error_details() {
-        assert_eq!(error_detail(r#"{"error":"bad name","field":"service"}"#), "service: bad name");
-        assert_eq!(error_detail(r#"{"error":"service is invalid","field":"service"}"#), "service is invalid");
+        assert_eq!(
+            error_detail(r#"{"error":"bad name","field":"service"}"#),
+            "service: bad name"
+        );
+        assert_eq!(
+            error_detail(r#"{"error":"service is invalid","field":"service"}"#),
+            "service is invalid"
+        );
         assert_eq!(error_detail("plain text\nsecond line"), "plain text");
         assert_eq!(error_detail(""), "");
         assert!(error_detail(&"x".repeat(400)).ends_with("..."));
@@ -560,7 +666,11 @@ mod tests {
     #[tokio::test]
     async fn unreachable_gateway_is_one_clear_error() {
         // Bind then drop a listener to get a port nobody listens on.
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let client = GatewayClient::new(&format!("http://127.0.0.1:{port}"), None).unwrap();
         let err = client.list(None).await.unwrap_err();
         assert_eq!(

@@ -13,7 +13,9 @@ pub enum Error {
         reason: String,
     },
     /// The gateway refused the credentials (or none were given and it requires some).
-    #[error("the gateway at {gateway} refused the credentials (401): pass --auth user:password or set FAAS_AUTH")]
+    #[error(
+        "the gateway at {gateway} refused the credentials (401): pass --auth user:password or set FAAS_AUTH"
+    )]
     Unauthorized {
         /// The gateway's URL.
         gateway: String,
@@ -82,7 +84,10 @@ pub enum Error {
 impl Error {
     /// An [`Error::Io`] with what was being done.
     pub fn io(context: impl Into<String>, source: std::io::Error) -> Self {
-        Error::Io { context: context.into(), source }
+        Error::Io {
+            context: context.into(),
+            source,
+        }
     }
 
     /// The HTTP status behind this error, when the gateway answered one.
@@ -121,7 +126,10 @@ mod tests {
     fn one_line_includes_sources() {
         let err = Error::io("reading stdin", std::io::Error::other("broken pipe"));
         assert_eq!(err.one_line(), "reading stdin: broken pipe");
-        let err = Error::Status { status: 404, message: "function \"x\" not found".into() };
+        let err = Error::Status {
+            status: 404,
+            message: "function \"x\" not found".into(),
+        };
         assert_eq!(err.one_line(), "function \"x\" not found (404)");
         assert_eq!(err.status(), Some(404));
     }

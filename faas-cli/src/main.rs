@@ -8,7 +8,10 @@ use faas_cli::Cli;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     faas_cli::init_tracing(cli.default_log_level());
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -35,14 +35,19 @@ pub struct BuiltProvider {
 
 impl std::fmt::Debug for BuiltProvider {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BuiltProvider").field("provider", &self.provider.info().name).finish_non_exhaustive()
+        f.debug_struct("BuiltProvider")
+            .field("provider", &self.provider.info().name)
+            .finish_non_exhaustive()
     }
 }
 
 impl BuiltProvider {
     /// A provider with nothing to do on shutdown.
     pub fn new(provider: Arc<dyn Provider>) -> Self {
-        BuiltProvider { provider, shutdown: None }
+        BuiltProvider {
+            provider,
+            shutdown: None,
+        }
     }
 
     /// A provider that runs `shutdown` when `faas up` stops (draining replicas, closing clients).
@@ -50,7 +55,10 @@ impl BuiltProvider {
     where
         F: FnOnce() -> BoxFuture<'static, ()> + Send + 'static,
     {
-        BuiltProvider { provider, shutdown: Some(Box::new(shutdown)) }
+        BuiltProvider {
+            provider,
+            shutdown: Some(Box::new(shutdown)),
+        }
     }
 
     /// Stops the provider (for the local one: drains and stops every replica, keeping the functions
@@ -85,9 +93,13 @@ pub async fn build_provider(args: &UpArgs) -> Result<BuiltProvider> {
         ProviderKind::Local => {
             let dir = data_dir(args)?;
             let config = faas_provider_local::LocalConfig::new(&dir);
-            let local = faas_provider_local::LocalProvider::open(config).await.map_err(|e| {
-                Error::ProviderStart { provider: "local", detail: format!("data dir {}", dir.display()), source: e.into() }
-            })?;
+            let local = faas_provider_local::LocalProvider::open(config)
+                .await
+                .map_err(|e| Error::ProviderStart {
+                    provider: "local",
+                    detail: format!("data dir {}", dir.display()),
+                    source: e.into(),
+                })?;
             tracing::info!(data_dir = %dir.display(), "local provider ready");
             let stopper = local.clone();
             Ok(BuiltProvider::with_shutdown(Arc::new(local), move || {
@@ -95,11 +107,16 @@ pub async fn build_provider(args: &UpArgs) -> Result<BuiltProvider> {
             }))
         }
         ProviderKind::Swarm => {
-            let config = faas_provider_swarm::SwarmConfig::from_env().map_err(Error::InvalidArgument)?;
+            let config =
+                faas_provider_swarm::SwarmConfig::from_env().map_err(Error::InvalidArgument)?;
             let detail = format!("function network {}", config.network);
             let swarm = faas_provider_swarm::SwarmProvider::connect(config)
                 .await
-                .map_err(|e| Error::ProviderStart { provider: "swarm", detail, source: e.into() })?;
+                .map_err(|e| Error::ProviderStart {
+                    provider: "swarm",
+                    detail,
+                    source: e.into(),
+                })?;
             let engine = swarm.engine();
             tracing::info!(engine = %engine.version, api = %engine.api_version, nodes = engine.nodes, "swarm provider ready");
             Ok(BuiltProvider::new(Arc::new(swarm)))

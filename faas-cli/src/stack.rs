@@ -142,10 +142,17 @@ impl Stack {
     /// [`Error::Stack`] when the file cannot be read, a `${VAR}` is malformed or the YAML is invalid.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| Error::Stack { path: path.display().to_string(), message: e.to_string() })?;
-        let mut stack = Self::parse(&text, &|name| std::env::var(name).ok())
-            .map_err(|message| Error::Stack { path: path.display().to_string(), message })?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::Stack {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let mut stack =
+            Self::parse(&text, &|name| std::env::var(name).ok()).map_err(|message| {
+                Error::Stack {
+                    path: path.display().to_string(),
+                    message,
+                }
+            })?;
         stack.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(stack)
     }
@@ -155,11 +162,16 @@ impl Stack {
     /// # Errors
     /// [`Error::Stack`] when a `${VAR}` is malformed or the YAML is invalid.
     pub fn from_yaml(text: &str) -> Result<Self> {
-        Self::parse(text, &|name| std::env::var(name).ok())
-            .map_err(|message| Error::Stack { path: "<text>".to_owned(), message })
+        Self::parse(text, &|name| std::env::var(name).ok()).map_err(|message| Error::Stack {
+            path: "<text>".to_owned(),
+            message,
+        })
     }
 
-    fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<Self, String> {
+    fn parse(
+        text: &str,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> std::result::Result<Self, String> {
         let text = substitute_env(text, env)?;
         let stack: Stack = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
         for name in stack.functions.keys() {
@@ -174,7 +186,10 @@ impl Stack {
     /// # Errors
     /// [`Error::Stack`] when an `environment_file` cannot be read or parsed.
     pub fn deployments(&self) -> Result<Vec<FunctionDeployment>> {
-        self.functions.iter().map(|(name, f)| f.to_deployment(name, &self.base_dir)).collect()
+        self.functions
+            .iter()
+            .map(|(name, f)| f.to_deployment(name, &self.base_dir))
+            .collect()
     }
 
     /// The deployment of one function.
@@ -202,7 +217,10 @@ impl StackFunction {
         deployment.namespace = self.namespace.clone().filter(|n| !n.is_empty());
         for file in &self.environment_file {
             let path = base_dir.join(file);
-            let stack_err = |message: String| Error::Stack { path: path.display().to_string(), message };
+            let stack_err = |message: String| Error::Stack {
+                path: path.display().to_string(),
+                message,
+            };
             let text = std::fs::read_to_string(&path).map_err(|e| stack_err(e.to_string()))?;
             let env: EnvironmentFile =
                 serde_yaml::from_str(&text).map_err(|e| stack_err(e.to_string()))?;
@@ -231,7 +249,10 @@ impl StackResources {
 
 /// Replaces `${VAR}`, `${VAR:-default}` (default when unset or empty) and `${VAR-default}` (default
 /// when unset); `$$` is a literal `$`. Other `$` are kept.
-fn substitute_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> std::result::Result<String, String> {
+fn substitute_env(
+    text: &str,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> std::result::Result<String, String> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
@@ -241,7 +262,9 @@ fn substitute_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> std::resu
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body.find('}').ok_or_else(|| "unterminated ${ in the stack file".to_owned())?;
+            let end = body
+                .find('}')
+                .ok_or_else(|| "unterminated ${ in the stack file".to_owned())?;
             let expr = &body[..end];
             let (name, default, empty_is_unset) = if let Some((n, d)) = expr.split_once(":-") {
                 (n, Some(d), true)
@@ -251,7 +274,9 @@ fn substitute_env(text: &str, env: &dyn Fn(&str) -> Option<String>) -> std::resu
                 (expr, None, false)
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!("invalid variable reference ${{{expr}}} in the stack file"));
+                return Err(format!(
+                    "invalid variable reference ${{{expr}}} in the stack file"
+                ));
             }
             let value = match env(name) {
                 Some(v) if !(empty_is_unset && v.is_empty()) => v,
@@ -275,18 +300,24 @@ fn scalar_to_string<E: de::Error>(value: serde_yaml::Value) -> std::result::Resu
         serde_yaml::Value::Number(n) => Ok(n.to_string()),
         serde_yaml::Value::Bool(b) => Ok(b.to_string()),
         serde_yaml::Value::Null => Ok(String::new()),
-        other => Err(E::custom(format!("expected a string, number or boolean, found {other:?}"))),
+        other => Err(E::custom(format!(
+            "expected a string, number or boolean, found {other:?}"
+        ))),
     }
 }
 
-fn opt_scalar_string<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<Option<String>, D::Error> {
+fn opt_scalar_string<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<Option<String>, D::Error> {
     match Option::<serde_yaml::Value>::deserialize(d)? {
         None | Some(serde_yaml::Value::Null) => Ok(None),
         Some(v) => scalar_to_string(v).map(Some),
     }
 }
 
-fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+fn scalar_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, String>, D::Error> {
     Ok(opt_scalar_map(d)?.unwrap_or_default())
 }
 
@@ -305,12 +336,20 @@ fn opt_scalar_map<'de, D: Deserializer<'de>>(
         fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
             Ok(None)
         }
-        fn visit_some<D: Deserializer<'de>>(self, d: D) -> std::result::Result<Self::Value, D::Error> {
+        fn visit_some<D: Deserializer<'de>>(
+            self,
+            d: D,
+        ) -> std::result::Result<Self::Value, D::Error> {
             d.deserialize_any(self)
         }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> std::result::Result<Self::Value, A::Error> {
+        fn visit_map<A: MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
             let mut out = BTreeMap::new();
-            while let Some((key, value)) = map.next_entry::<serde_yaml::Value, serde_yaml::Value>()? {
+            while let Some((key, value)) =
+                map.next_entry::<serde_yaml::Value, serde_yaml::Value>()?
+            {
                 out.insert(scalar_to_string(key)?, scalar_to_string(value)?);
             }
             Ok(Some(out))
@@ -368,7 +407,10 @@ functions:
 "#,
         );
         assert_eq!(stack.version.as_deref(), Some("1.0"));
-        assert_eq!(stack.provider.gateway.as_deref(), Some("http://127.0.0.1:8080"));
+        assert_eq!(
+            stack.provider.gateway.as_deref(),
+            Some("http://127.0.0.1:8080")
+        );
         let d = stack.deployment("nodeinfo").unwrap();
         assert_eq!(d.service, "nodeinfo");
         assert_eq!(d.image, "functions/nodeinfo:latest");
@@ -389,7 +431,9 @@ functions:
 
     #[test]
     fn minimal_function_and_empty_sections() {
-        let stack = parse("functions:\n  echo:\n    image: x\n    fprocess: cat\n    labels:\n    environment:\n");
+        let stack = parse(
+            "functions:\n  echo:\n    image: x\n    fprocess: cat\n    labels:\n    environment:\n",
+        );
         let d = stack.deployment("echo").unwrap();
         assert!(d.labels.is_none());
         assert!(d.env_vars.is_empty());
@@ -404,7 +448,10 @@ functions:
              fprocess: sh -c 'echo $HOME $$x'\n    environment:\n      a: ${EMPTY:-dflt}\n      b: ${EMPTY-dflt}\n      \
              c: \"${UNSET}\"\n",
         );
-        assert_eq!(stack.provider.gateway.as_deref(), Some("http://127.0.0.1:9999"));
+        assert_eq!(
+            stack.provider.gateway.as_deref(),
+            Some("http://127.0.0.1:9999")
+        );
         let d = stack.deployment("f").unwrap();
         assert_eq!(d.image, "value");
         assert_eq!(d.env_process.as_deref(), Some("sh -c 'echo $HOME $x'"));
@@ -416,9 +463,21 @@ functions:
     #[test]
     fn rejects_bad_references_names_and_yaml() {
         let env = |_: &str| None;
-        assert!(Stack::parse("functions: ${OOPS", &env).unwrap_err().contains("unterminated"));
-        assert!(Stack::parse("a: ${no spaces}", &env).unwrap_err().contains("invalid variable"));
-        assert!(Stack::parse("functions:\n  Bad_Name:\n    image: x\n", &env).unwrap_err().contains("Bad_Name"));
+        assert!(
+            Stack::parse("functions: ${OOPS", &env)
+                .unwrap_err()
+                .contains("unterminated")
+        );
+        assert!(
+            Stack::parse("a: ${no spaces}", &env)
+                .unwrap_err()
+                .contains("invalid variable")
+        );
+        assert!(
+            Stack::parse("functions:\n  Bad_Name:\n    image: x\n", &env)
+                .unwrap_err()
+                .contains("Bad_Name")
+        );
         assert!(Stack::parse("functions: [1, 2]", &env).is_err());
         assert!(Stack::parse("functions:\n  f:\n    environment:\n      a: [1]\n", &env).is_err());
     }
@@ -426,7 +485,11 @@ functions:
     #[test]
     fn environment_files_are_merged_under_the_function_environment() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("env.yml"), "environment:\n  a: from-file\n  b: 2\n").unwrap();
+        std::fs::write(
+            dir.path().join("env.yml"),
+            "environment:\n  a: from-file\n  b: 2\n",
+        )
+        .unwrap();
         let stack_path = dir.path().join("stack.yml");
         std::fs::write(
             &stack_path,
@@ -438,8 +501,15 @@ functions:
         assert_eq!(d.env_vars["a"], "inline");
         assert_eq!(d.env_vars["b"], "2");
 
-        std::fs::write(&stack_path, "functions:\n  f:\n    environment_file: [missing.yml]\n").unwrap();
-        let err = Stack::from_file(&stack_path).unwrap().deployments().unwrap_err();
+        std::fs::write(
+            &stack_path,
+            "functions:\n  f:\n    environment_file: [missing.yml]\n",
+        )
+        .unwrap();
+        let err = Stack::from_file(&stack_path)
+            .unwrap()
+            .deployments()
+            .unwrap_err();
         assert!(err.to_string().contains("missing.yml"), "{err}");
         assert!(Stack::from_file(dir.path().join("nope.yml")).is_err());
     }

@@ -11,7 +11,11 @@ use serde_json::Value;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn client_commands_drive_a_gateway() {
     let tmp = tempfile::tempdir().unwrap();
-    script(tmp.path(), "secret.sh", "cat \"$secret_mount_path/api-key\"\necho 'read the secret' >&2");
+    script(
+        tmp.path(),
+        "secret.sh",
+        "cat \"$secret_mount_path/api-key\"\necho 'read the secret' >&2",
+    );
     let faas = Faas::start(&tmp.path().join("data"), &["--auth", "admin:pw"]);
 
     let version = ok(&faas.cli(&["version"]));
@@ -19,19 +23,38 @@ async fn client_commands_drive_a_gateway() {
     assert!(version.contains("faas-provider-local"), "{version}");
 
     // Secrets.
-    assert!(ok(&faas.cli(&["secret", "create", "api-key", "--from-literal", "s3cret"])).contains("api-key"));
+    assert!(
+        ok(&faas.cli(&["secret", "create", "api-key", "--from-literal", "s3cret"]))
+            .contains("api-key")
+    );
     let out = faas.cli_with_stdin(&["secret", "create", "from-stdin"], b"piped value");
     ok(&out);
     assert!(ok(&faas.cli(&["secret", "list"])).contains("api-key"));
     let out = faas.cli(&["secret", "create", "api-key", "--from-literal", "again"]);
     assert!(!out.status.success());
-    assert_eq!(stderr(&out), "error: secret \"api-key\" already exists (409)\n");
+    assert_eq!(
+        stderr(&out),
+        "error: secret \"api-key\" already exists (409)\n"
+    );
 
     // Deploy from flags and from a stack file.
     let image = tmp.path().to_str().unwrap();
     ok(&faas.cli(&[
-        "deploy", "--name", "sec", "--image", image, "--fprocess", "sh secret.sh", "--secret", "api-key", "--env",
-        "greeting=hi", "--env", "combine_output=false", "--label", "team=a",
+        "deploy",
+        "--name",
+        "sec",
+        "--image",
+        image,
+        "--fprocess",
+        "sh secret.sh",
+        "--secret",
+        "api-key",
+        "--env",
+        "greeting=hi",
+        "--env",
+        "combine_output=false",
+        "--label",
+        "team=a",
     ]));
     let stack = tmp.path().join("stack.yml");
     std::fs::write(&stack, "provider:\n  name: openfaas\nfunctions:\n  echo:\n    image: examples/functions/echo\n    fprocess: cat\n").unwrap();
@@ -54,13 +77,28 @@ async fn client_commands_drive_a_gateway() {
     assert_eq!(json.as_array().unwrap().len(), 2);
     let describe = ok(&faas.cli(&["describe", "sec"]));
     assert!(describe.contains("Name:               sec\n"), "{describe}");
-    assert!(describe.contains("Function Process:   sh secret.sh\n"), "{describe}");
-    assert!(describe.contains("  greeting: hi\n") && describe.contains("  team: a\n"), "{describe}");
-    assert!(describe.contains(&format!("URL:                {}/function/sec\n", faas.url)), "{describe}");
+    assert!(
+        describe.contains("Function Process:   sh secret.sh\n"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains("  greeting: hi\n") && describe.contains("  team: a\n"),
+        "{describe}"
+    );
+    assert!(
+        describe.contains(&format!("URL:                {}/function/sec\n", faas.url)),
+        "{describe}"
+    );
 
     // Invoke: stdin is the body, the answer is stdout.
-    assert_eq!(ok(&faas.cli_with_stdin(&["invoke", "echo"], b"hello from stdin")), "hello from stdin");
-    assert_eq!(ok(&faas.cli(&["invoke", "echo", "--data", "inline"])), "inline");
+    assert_eq!(
+        ok(&faas.cli_with_stdin(&["invoke", "echo"], b"hello from stdin")),
+        "hello from stdin"
+    );
+    assert_eq!(
+        ok(&faas.cli(&["invoke", "echo", "--data", "inline"])),
+        "inline"
+    );
     assert_eq!(ok(&faas.cli(&["invoke", "sec"])), "s3cret");
 
     // Scale.
@@ -75,15 +113,35 @@ async fn client_commands_drive_a_gateway() {
     assert_eq!(first["name"], "sec");
 
     // Errors are one line with the status.
-    for args in [&["describe", "nope"][..], &["invoke", "nope", "--data", "x"], &["remove", "nope"], &["scale", "nope", "-r", "1"]] {
+    for args in [
+        &["describe", "nope"][..],
+        &["invoke", "nope", "--data", "x"],
+        &["remove", "nope"],
+        &["scale", "nope", "-r", "1"],
+    ] {
         let out = faas.cli(args);
         assert!(!out.status.success(), "{args:?}");
-        assert_eq!(stderr(&out), "error: function \"nope\" not found (404)\n", "{args:?}");
+        assert_eq!(
+            stderr(&out),
+            "error: function \"nope\" not found (404)\n",
+            "{args:?}"
+        );
     }
-    let out = faas.cli(&["deploy", "--name", "Bad_Name", "--image", "x", "--fprocess", "cat"]);
+    let out = faas.cli(&[
+        "deploy",
+        "--name",
+        "Bad_Name",
+        "--image",
+        "x",
+        "--fprocess",
+        "cat",
+    ]);
     assert!(!out.status.success());
     let line = stderr(&out);
-    assert!(line.starts_with("error: ") && line.contains("service") && line.ends_with("(400)\n"), "{line}");
+    assert!(
+        line.starts_with("error: ") && line.contains("service") && line.ends_with("(400)\n"),
+        "{line}"
+    );
     assert_eq!(line.lines().count(), 1);
     let mut wrong = Command::new(FAAS);
     wrong.args(["list", "--gateway", &faas.url, "--auth", "admin:wrong"]);
@@ -109,7 +167,15 @@ fn every_client_command_reports_a_gateway_that_is_down_in_one_line() {
         &["list"],
         &["describe", "echo"],
         &["invoke", "echo", "--data", "x"],
-        &["deploy", "--name", "echo", "--image", "x", "--fprocess", "cat"],
+        &[
+            "deploy",
+            "--name",
+            "echo",
+            "--image",
+            "x",
+            "--fprocess",
+            "cat",
+        ],
         &["remove", "echo"],
         &["scale", "echo", "--replicas", "2"],
         &["logs", "echo"],
@@ -120,7 +186,11 @@ fn every_client_command_reports_a_gateway_that_is_down_in_one_line() {
     ];
     for args in commands {
         let mut command = Command::new(FAAS);
-        command.args(args).current_dir(common::repo_root()).env("OPENFAAS_URL", &gateway).env_remove("FAAS_AUTH");
+        command
+            .args(args)
+            .current_dir(common::repo_root())
+            .env("OPENFAAS_URL", &gateway)
+            .env_remove("FAAS_AUTH");
         let out = run(command, b"");
         assert!(!out.status.success(), "{args:?} succeeded");
         assert_eq!(stderr(&out), expected, "{args:?}");
@@ -141,10 +211,83 @@ fn up_reports_a_port_that_is_taken() {
     let port = listener.local_addr().unwrap().port().to_string();
     let tmp = tempfile::tempdir().unwrap();
     let mut command = Command::new(FAAS);
-    command.args(["up", "--port", &port, "--data-dir"]).arg(tmp.path()).env("RUST_LOG", "off");
+    command
+        .args(["up", "--port", &port, "--data-dir"])
+        .arg(tmp.path())
+        .env("RUST_LOG", "off");
     let out = run(command, b"");
     assert!(!out.status.success());
     let line = stderr(&out);
-    assert!(line.starts_with(&format!("error: cannot listen on 127.0.0.1:{port}: ")), "{line}");
+    assert!(
+        line.starts_with(&format!("error: cannot listen on 127.0.0.1:{port}: ")),
+        "{line}"
+    );
     assert_eq!(line.lines().count(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logs_follow_streams_new_lines() {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    use std::time::{Duration, Instant};
+
+    let tmp = tempfile::tempdir().unwrap();
+    script(
+        tmp.path(),
+        "log.sh",
+        "body=$(cat)\necho \"logged: $body\" >&2\nprintf ok",
+    );
+    let faas = Faas::start(&tmp.path().join("data"), &[]);
+    let image = tmp.path().to_str().unwrap();
+    ok(&faas.cli(&[
+        "deploy",
+        "--name",
+        "logger",
+        "--image",
+        image,
+        "--fprocess",
+        "sh log.sh",
+        "--env",
+        "combine_output=false",
+    ]));
+    faas.wait_available("logger", 1).await;
+
+    let mut follow = Command::new(FAAS)
+        .args(["logs", "logger", "--follow", "--gateway", &faas.url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let out = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    // Lines written after the follower connected arrive on it.
+    let deadline = Instant::now() + common::READY;
+    let mut n = 0;
+    'outer: loop {
+        n += 1;
+        let marker = format!("marker-{n}");
+        assert_eq!(faas.invoke_ok("logger", &marker).await, "ok");
+        let wait_until = Instant::now() + Duration::from_secs(2);
+        while let Ok(line) = rx.recv_timeout(wait_until.saturating_duration_since(Instant::now())) {
+            if line.contains(&format!("logged: {marker}")) {
+                assert!(line.contains("logger ("), "{line}");
+                break 'outer;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the follower never showed a new line"
+        );
+    }
+    let _ = follow.kill();
+    let _ = follow.wait();
+    assert!(faas.stop().success());
 }

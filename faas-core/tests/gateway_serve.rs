@@ -39,6 +39,7 @@ async fn serves_over_tcp_and_shuts_down_gracefully() {
             .unwrap();
         let response = client.request(request).await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(response.headers()["x-seen-forwarded-for"], "127.0.0.1");
         assert_eq!(
             response.headers()["x-seen-path"],
             format!("/path?i={i}").as_str()

@@ -153,7 +153,7 @@ impl Function {
                 state.active.push(replica);
             }
             let target = replicas as usize;
-            if state.active.len() > target {
+            let mut surplus = if state.active.len() > target {
                 // keep the ready replicas, the oldest first (`active` is in start order)
                 let (mut keep, not_ready): (Vec<_>, Vec<_>) = std::mem::take(&mut state.active)
                     .into_iter()
@@ -164,7 +164,12 @@ impl Function {
                 surplus
             } else {
                 Vec::new()
+            };
+            if replicas == 0 {
+                // scaled to zero: replicas of a previous spec stop too, rollout or not
+                surplus.append(&mut state.retiring);
             }
+            surplus
         };
         self.drain_in_background(rt, surplus);
     }

@@ -14,7 +14,7 @@
 //!   [`LocalProvider::open`] brings every function back with its replica count.
 //! - Secrets are files; a function reads `$secret_mount_path/<name>`.
 //! - Every replica's output lines are kept in a bounded buffer per function, served by
-//!   [`Provider::logs`] with tail, since and follow.
+//!   [`Provider::logs`](faas_core::Provider::logs) with tail, since and follow.
 //!
 //! ```no_run
 //! use faas_core::Provider;

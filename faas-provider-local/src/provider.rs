@@ -322,50 +322,11 @@ impl LocalProvider {
     /// working directory when it names a directory, and in `http` mode without `upstream_url` a
     /// port of its own per replica (`PORT`, `http_port`).
     fn run_spec(&self, namespace: &str, deployment: &FunctionDeployment) -> Arc<RunSpec> {
-        let mut vars: Vec<(String, String)> = deployment
-            .env_vars
-            .iter()
-            .filter(|(k, _)| {
-                !matches!(
-                    k.as_str(),
-                    "fprocess" | "function_process" | SECRET_MOUNT_PATH
-                )
-            })
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        vars.push((
-            "fprocess".to_owned(),
-            deployment.env_process.clone().unwrap_or_default(),
-        ));
         let view = self
             .inner
             .store
             .secrets_view(namespace, &deployment.service);
-        vars.push((
-            SECRET_MOUNT_PATH.to_owned(),
-            view.to_string_lossy().into_owned(),
-        ));
-        let image = Path::new(&deployment.image);
-        let working_dir = image
-            .is_dir()
-            .then(|| std::path::absolute(image).unwrap_or_else(|_| image.to_owned()));
-        let set = |name: &str| {
-            deployment
-                .env_vars
-                .get(name)
-                .is_some_and(|v| !v.trim().is_empty())
-        };
-        let auto_upstream = deployment
-            .env_vars
-            .get("mode")
-            .is_some_and(|m| m.trim() == "http")
-            && !set("upstream_url")
-            && !set("http_upstream_url");
-        Arc::new(RunSpec {
-            vars,
-            working_dir,
-            auto_upstream,
-        })
+        Arc::new(run_spec(deployment, &view))
     }
 
     /// Validates a deployment for this provider and returns its namespace; nothing is created.
@@ -624,5 +585,132 @@ impl Provider for LocalProvider {
 
     fn default_namespace(&self) -> &str {
         DEFAULT_NAMESPACE
+    }
+}
+
+/// What the replicas of `deployment` run, its secrets being under `secrets_view` (see
+/// [`LocalProvider::run_spec`]).
+fn run_spec(deployment: &FunctionDeployment, secrets_view: &Path) -> RunSpec {
+    let mut vars: Vec<(String, String)> = deployment
+        .env_vars
+        .iter()
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "fprocess" | "function_process" | SECRET_MOUNT_PATH
+            )
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    vars.push((
+        "fprocess".to_owned(),
+        deployment.env_process.clone().unwrap_or_default(),
+    ));
+    vars.push((
+        SECRET_MOUNT_PATH.to_owned(),
+        secrets_view.to_string_lossy().into_owned(),
+    ));
+    let image = Path::new(&deployment.image);
+    let working_dir = image
+        .is_dir()
+        .then(|| std::path::absolute(image).unwrap_or_else(|_| image.to_owned()));
+    let set = |name: &str| {
+        deployment
+            .env_vars
+            .get(name)
+            .is_some_and(|v| !v.trim().is_empty())
+    };
+    let auto_upstream = deployment
+        .env_vars
+        .get("mode")
+        .is_some_and(|m| m.trim() == "http")
+        && !set("upstream_url")
+        && !set("http_upstream_url");
+    RunSpec {
+        vars,
+        working_dir,
+        auto_upstream,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn var<'a>(spec: &'a RunSpec, name: &str) -> Vec<&'a str> {
+        spec.vars
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn env_process_wins_and_secrets_have_a_path() {
+        let d = FunctionDeployment::new("f", "no-such-dir")
+            .with_env_process("wc -l")
+            .with_env("fprocess", "cat")
+            .with_env("function_process", "cat")
+            .with_env(SECRET_MOUNT_PATH, "/elsewhere")
+            .with_env("GREETING", "hi");
+        let spec = run_spec(&d, Path::new("/data/functions/ns/f/secrets"));
+        assert_eq!(var(&spec, "fprocess"), ["wc -l"]);
+        assert!(var(&spec, "function_process").is_empty());
+        assert_eq!(
+            var(&spec, SECRET_MOUNT_PATH),
+            ["/data/functions/ns/f/secrets"]
+        );
+        assert_eq!(var(&spec, "GREETING"), ["hi"]);
+        assert_eq!(spec.working_dir, None);
+        assert!(!spec.auto_upstream);
+        spec.validate().unwrap();
+        let config = spec
+            .config(Arc::new(faas_watchdog::StderrSink::new(false)))
+            .unwrap();
+        assert_eq!(config.function_process.as_deref(), Some("wc -l"));
+        assert_eq!(config.port, 0);
+        assert_eq!(config.metrics_port, None);
+        assert_eq!(config.lock_file, None);
+        assert!(config.bind_address.is_loopback());
+    }
+
+    #[test]
+    fn an_image_naming_a_directory_is_the_working_directory() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FunctionDeployment::new("f", dir.path().to_string_lossy()).with_env_process("cat");
+        let spec = run_spec(&d, Path::new("/s"));
+        assert_eq!(spec.working_dir.as_deref(), Some(dir.path()));
+    }
+
+    #[test]
+    fn http_mode_without_upstream_gets_a_port_per_start() {
+        let d = FunctionDeployment::new("f", "x")
+            .with_env_process("server")
+            .with_env("mode", "http");
+        let spec = run_spec(&d, Path::new("/s"));
+        assert!(spec.auto_upstream);
+        let sink: Arc<dyn faas_watchdog::LogSink> = Arc::new(faas_watchdog::StderrSink::new(false));
+        let config = spec.config(sink).unwrap();
+        let url = config.upstream_url.clone().expect("an upstream url");
+        let port = url.port_u16().expect("a port");
+        assert!(
+            config
+                .function_env
+                .contains(&("PORT".to_owned(), port.to_string()))
+        );
+        assert!(
+            config
+                .function_env
+                .contains(&("http_port".to_owned(), port.to_string()))
+        );
+
+        let fixed = d.with_env("upstream_url", "http://127.0.0.1:5000");
+        let spec = run_spec(&fixed, Path::new("/s"));
+        assert!(!spec.auto_upstream);
+        let sink: Arc<dyn faas_watchdog::LogSink> = Arc::new(faas_watchdog::StderrSink::new(false));
+        assert_eq!(
+            spec.config(sink).unwrap().upstream_url.unwrap().port_u16(),
+            Some(5000)
+        );
     }
 }

@@ -454,3 +454,77 @@ async fn http_replicas_get_their_own_upstream_port() {
     assert_eq!(ports.len(), 2, "two replicas, two ports: {logs:?}");
     provider.shutdown().await;
 }
+
+/// An update whose replicas never get ready leaves the old replicas serving until the rollout
+/// timeout; scaling to zero stops them at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_update_keeps_the_old_replicas_until_the_rollout_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let closed_port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let config = common::config(dir.path()).rollout_timeout(Duration::from_secs(3));
+    let provider = faas_provider_local::LocalProvider::open(config)
+        .await
+        .unwrap();
+    provider.deploy(cat("steady")).await.unwrap();
+    let old = ready(&provider, "steady", 1).await.remove(0);
+
+    // an http function that never listens
+    let broken = FunctionDeployment::new("steady", "local")
+        .with_env_process("sleep 1000")
+        .with_env("mode", "http")
+        .with_env("upstream_url", format!("http://127.0.0.1:{closed_port}"));
+    provider.update(broken).await.unwrap();
+    let status = provider.get("steady", NS).await.unwrap();
+    assert_eq!(status.env_process.as_deref(), Some("sleep 1000"));
+    assert_eq!(status.available_replicas, 1, "the old replica still counts");
+    assert_eq!(
+        provider.endpoints("steady", NS).await.unwrap(),
+        [old.clone()]
+    );
+    assert_eq!(
+        post(&old, "still here").await,
+        (200, "still here".to_owned())
+    );
+
+    wait_for(
+        "the old replica to retire after the rollout timeout",
+        READY,
+        || async {
+            provider
+                .endpoints("steady", NS)
+                .await
+                .unwrap()
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        provider.get("steady", NS).await.unwrap().available_replicas,
+        0
+    );
+
+    // a good update brings it back
+    provider.update(cat("steady")).await.unwrap();
+    ready(&provider, "steady", 1).await;
+
+    // scaling to zero during a rollout stops old and new replicas
+    provider
+        .update(cat("steady").with_env("V", "3"))
+        .await
+        .unwrap();
+    provider.scale("steady", NS, 0).await.unwrap();
+    wait_for("no replica after scaling to zero", READY, || async {
+        provider
+            .endpoints("steady", NS)
+            .await
+            .unwrap()
+            .is_empty()
+            .then_some(())
+    })
+    .await;
+    provider.shutdown().await;
+}

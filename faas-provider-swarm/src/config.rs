@@ -135,6 +135,10 @@ pub struct SwarmConfig {
     pub restart_delay: Duration,
     /// Timeout of one request to the engine.
     pub request_timeout: Duration,
+    /// Probe replicas that started but whose HEALTHCHECK has not run yet (`GET /_/health`, this
+    /// long at most) and return them as endpoints as soon as they answer; `None`: wait for Docker's
+    /// healthcheck. Saves up to one healthcheck interval on every cold start.
+    pub probe_starting: Option<Duration>,
 }
 
 impl Default for SwarmConfig {
@@ -150,6 +154,7 @@ impl Default for SwarmConfig {
             stop_grace_period: Duration::from_secs(10),
             restart_delay: Duration::from_secs(1),
             request_timeout: Duration::from_secs(60),
+            probe_starting: Some(Duration::from_millis(500)),
         }
     }
 }
@@ -257,6 +262,13 @@ impl SwarmConfig {
     #[must_use]
     pub fn restart_delay(mut self, delay: Duration) -> Self {
         self.restart_delay = delay;
+        self
+    }
+
+    /// Sets the timeout of the early readiness probe of starting replicas (`None`: off).
+    #[must_use]
+    pub fn probe_starting(mut self, timeout: Option<Duration>) -> Self {
+        self.probe_starting = timeout;
         self
     }
 

@@ -336,6 +336,38 @@ impl SwarmProvider {
         Ok(cache.get(node_id).cloned())
     }
 
+    /// The endpoint of a task that started but has not passed its HEALTHCHECK yet, when its
+    /// `/_/health` answers 200 already.
+    ///
+    /// Docker runs the first health probe one interval after the start and publishes a task's
+    /// ports only once it is `running`: the address is its overlay address, or for published
+    /// ports the container's port binding (readable for containers on this engine's node only).
+    async fn probe_starting_task(&self, task: &Task, timeout: std::time::Duration) -> Option<Endpoint> {
+        let config = &self.inner.config;
+        let host = match &config.resolution {
+            Resolution::TaskAddresses => {
+                let addr = task.address_on(&config.network)?;
+                let authority = format!("{}:{}", crate::tasks::bracket(addr), config.function_port);
+                return probe(task, authority, timeout).await;
+            }
+            Resolution::PublishedPorts => self.node_address(&task.node_id).await.ok()??,
+            Resolution::PublishedPortsAt(host) => host.clone(),
+            Resolution::ServiceName => return None,
+        };
+        if task.node_id != self.inner.engine.node_id {
+            return None;
+        }
+        let container = self.inner.docker.inspect_container(task.container_id()?, None).await.ok()?;
+        let key = format!("{}/tcp", config.function_port);
+        let port = container
+            .network_settings?
+            .ports?
+            .remove(&key)??
+            .into_iter()
+            .find_map(|b| b.host_port.filter(|p| !p.is_empty()))?;
+        probe(task, format!("{}:{port}", crate::tasks::bracket(&host)), timeout).await
+    }
+
     /// The managed Docker secrets of logical secret `name`, newest first.
     async fn managed_secrets(&self, name: &str, namespace: &str) -> Result<Vec<DockerSecret>> {
         let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_SECRET}={name}")])]);
@@ -419,6 +451,12 @@ impl SwarmProvider {
             ..Default::default()
         }
     }
+}
+
+async fn probe(task: &Task, authority: String, timeout: std::time::Duration) -> Option<Endpoint> {
+    crate::tasks::probe_health(&authority, timeout)
+        .await
+        .then(|| Endpoint::new(task.id.clone(), authority))
 }
 
 fn secret_namespace(secret: &DockerSecret) -> Option<&str> {
@@ -637,6 +675,11 @@ impl Provider for SwarmProvider {
                 )
             })
             .collect();
+        if let Some(timeout) = config.probe_starting {
+            let starting: Vec<&Task> = tasks.iter().filter(|t| t.is_starting()).collect();
+            let probes = starting.iter().map(|task| self.probe_starting_task(task, timeout));
+            endpoints.extend(futures::future::join_all(probes).await.into_iter().flatten());
+        }
         endpoints.sort();
         Ok(endpoints)
     }

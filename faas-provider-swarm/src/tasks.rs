@@ -58,9 +58,21 @@ pub struct TaskStatus {
     /// Why it failed.
     #[serde(default)]
     pub err: String,
-    /// Ports published in `mode=host` by this task.
+    /// Ports published in `mode=host` by this task (filled once it is `running`).
     #[serde(default)]
     pub port_status: PortStatus,
+    /// The container, once created.
+    #[serde(default)]
+    pub container_status: Option<ContainerStatus>,
+}
+
+/// The container of a task.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ContainerStatus {
+    /// Container id (on the task's node).
+    #[serde(rename = "ContainerID", default)]
+    pub container_id: String,
 }
 
 /// Published ports of a task.
@@ -125,6 +137,17 @@ impl Task {
         self.desired_state == "running" && self.status.state == "running"
     }
 
+    /// Started and meant to run, its HEALTHCHECK not passed yet: it may already serve (the provider
+    /// probes it).
+    pub fn is_starting(&self) -> bool {
+        self.desired_state == "running" && self.status.state == "starting"
+    }
+
+    /// The container id, once the container exists.
+    pub fn container_id(&self) -> Option<&str> {
+        self.status.container_status.as_ref().map(|c| c.container_id.as_str()).filter(|id| !id.is_empty())
+    }
+
     /// The task's address on `network` (without the prefix length).
     pub fn address_on(&self, network: &str) -> Option<&str> {
         self.networks_attachments
@@ -170,7 +193,26 @@ pub fn task_endpoint(
     Some(Endpoint::new(task.id.clone(), authority))
 }
 
-fn bracket(host: &str) -> String {
+/// Whether `GET /_/health` on `authority` answers 200 within `timeout` (the watchdog's and the
+/// SDK's health endpoint, the same check as the images' HEALTHCHECK).
+pub async fn probe_health(authority: &str, timeout: Duration) -> bool {
+    let check = async {
+        let stream = tokio::net::TcpStream::connect(authority).await.ok()?;
+        let (mut sender, conn) =
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+        let conn = tokio::spawn(conn);
+        let request = http::Request::get("/_/health")
+            .header(http::header::HOST, authority)
+            .body(Empty::<Bytes>::new())
+            .ok()?;
+        let response = sender.send_request(request).await;
+        conn.abort();
+        Some(response.ok()?.status() == http::StatusCode::OK)
+    };
+    matches!(tokio::time::timeout(timeout, check).await, Ok(Some(true)))
+}
+
+pub(crate) fn bracket(host: &str) -> String {
     if host.contains(':') && !host.starts_with('[') {
         format!("[{host}]")
     } else {
@@ -394,6 +436,29 @@ mod tests {
             )
             .is_none()
         );
+    }
+
+    #[tokio::test]
+    async fn health_probe_needs_a_200() {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let server = tokio::spawn(async move {
+            for answer in ["200 OK", "503 Service Unavailable"] {
+                let (mut socket, _) = listener.accept().await.unwrap();
+                let mut request = vec![0u8; 1024];
+                let n = socket.read(&mut request).await.unwrap();
+                assert!(request[..n].starts_with(b"GET /_/health HTTP/1.1"));
+                let response = format!("HTTP/1.1 {answer}\r\ncontent-length: 0\r\n\r\n");
+                socket.write_all(response.as_bytes()).await.unwrap();
+            }
+            listener
+        });
+        assert!(probe_health(&addr, Duration::from_secs(5)).await);
+        assert!(!probe_health(&addr, Duration::from_secs(5)).await);
+        drop(server.await.unwrap());
+        // nothing listens there any more
+        assert!(!probe_health(&addr, Duration::from_secs(5)).await);
     }
 
     #[test]

@@ -80,3 +80,33 @@ async fn unreachable_engine_is_unavailable() {
     let err = SwarmProvider::connect(config).await.unwrap_err();
     assert_eq!(err.kind(), ErrorKind::InvalidInput, "{err:?}");
 }
+
+/// The images can be built through bollard's build API from the contexts the script writes.
+#[tokio::test]
+#[ignore = "needs docker swarm"]
+async fn images_build_through_the_engine_api() {
+    let contexts = std::env::temp_dir().join(format!("faas-swarm-build-{}", common::run_id()));
+    let status = std::process::Command::new(common::root().join("scripts/build-images.sh"))
+        .arg("fwatchdog")
+        .env("PROFILE", std::env::var("PROFILE").unwrap_or_else(|_| "dev".into()))
+        .env("CONTEXT_ONLY", &contexts)
+        .status()
+        .expect("run scripts/build-images.sh");
+    assert!(status.success());
+    let docker = bollard::Docker::connect_with_defaults().unwrap();
+    let tag = format!("faas-rs/build-test:{}", common::run_id());
+    common::build_image(&docker, &tag, &contexts.join("fwatchdog")).await;
+    let image = docker.inspect_image(&tag).await.unwrap();
+    let config = image.config.unwrap();
+    assert_eq!(
+        config.healthcheck.unwrap().test.unwrap(),
+        ["CMD", "/usr/bin/fwatchdog", "healthcheck"]
+    );
+    let size = image.size.unwrap_or(0);
+    assert!(size > 0 && size < 64 << 20, "image of {size} bytes");
+    docker
+        .remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&contexts);
+}

@@ -154,6 +154,9 @@ impl Server {
 
     /// Serves `service` until `shutdown` resolves, then drains in-flight requests.
     ///
+    /// The returned future is `Send` (can be `tokio::spawn`ed) when `service` is also `Sync`, as
+    /// handler functions, closures over `Arc`s and axum `Router`s are.
+    ///
     /// # Errors
     ///
     /// The lock file (when configured) cannot be written.

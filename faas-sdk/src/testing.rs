@@ -14,7 +14,13 @@
 //! # }
 //! ```
 
+use std::ffi::OsStr;
+use std::io::{self, BufRead, BufReader};
+use std::net::SocketAddr;
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, mpsc};
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HeaderValue};
@@ -164,7 +170,7 @@ impl TestResponse {
 /// use std::time::Duration;
 ///
 /// let mut process = faas::testing::FunctionProcess::spawn(
-///     env!("CARGO_MANIFEST_DIR"), // the path of your function binary, e.g. env!("CARGO_BIN_EXE_hello")
+///     "target/debug/hello", // in an integration test of the binary: env!("CARGO_BIN_EXE_hello")
 ///     &[("exec_timeout", "5s")],
 /// )?;
 /// println!("serving on {}", process.url("/"));
@@ -174,14 +180,14 @@ impl TestResponse {
 /// ```
 #[derive(Debug)]
 pub struct FunctionProcess {
-    child: std::process::Child,
-    addr: std::net::SocketAddr,
-    stderr: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    child: Child,
+    addr: SocketAddr,
+    stderr: Arc<Mutex<Vec<String>>>,
 }
 
 impl FunctionProcess {
     /// How long [`FunctionProcess::spawn`] waits for the listening line.
-    pub const STARTUP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(20);
+    pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(20);
 
     /// Starts `program` with `env` added to its environment and waits until it listens.
     ///
@@ -190,32 +196,27 @@ impl FunctionProcess {
     /// The program cannot be started, or it exits or stays silent for
     /// [`FunctionProcess::STARTUP_TIMEOUT`] without printing its address (the error includes its
     /// stderr).
-    pub fn spawn(
-        program: impl AsRef<std::ffi::OsStr>,
-        env: &[(&str, &str)],
-    ) -> std::io::Result<Self> {
-        use std::io::BufRead;
-
-        let mut command = std::process::Command::new(program);
+    pub fn spawn(program: impl AsRef<OsStr>, env: &[(&str, &str)]) -> io::Result<Self> {
+        let mut command = Command::new(program);
         command
             .env("PORT", "0")
             .env("bind_address", "127.0.0.1")
             .envs(env.iter().copied())
-            .stdin(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped());
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
         let mut child = command.spawn()?;
-        let stderr = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let stderr = Arc::new(Mutex::new(Vec::new()));
         let pipe = child
             .stderr
             .take()
-            .ok_or_else(|| std::io::Error::other("no stderr pipe"))?;
-        let (tx, rx) = std::sync::mpsc::channel();
+            .ok_or_else(|| io::Error::other("no stderr pipe"))?;
+        let (tx, rx) = mpsc::channel();
         let lines = stderr.clone();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(pipe).lines() {
+            for line in BufReader::new(pipe).lines() {
                 let Ok(line) = line else { break };
                 if let Some(addr) = line.strip_prefix(crate::LISTENING_PREFIX) {
-                    let _ = tx.send(addr.trim().parse::<std::net::SocketAddr>());
+                    let _ = tx.send(addr.trim().parse::<SocketAddr>());
                 }
                 if let Ok(mut lines) = lines.lock() {
                     lines.push(line);
@@ -232,7 +233,7 @@ impl FunctionProcess {
                     Ok(Err(_)) => "printed an unparseable address",
                     _ => "did not print its address",
                 };
-                return Err(std::io::Error::other(format!(
+                return Err(io::Error::other(format!(
                     "the function {why}; stderr:\n{lines}"
                 )));
             }
@@ -245,7 +246,7 @@ impl FunctionProcess {
     }
 
     /// The address the function listens on.
-    pub fn addr(&self) -> std::net::SocketAddr {
+    pub fn addr(&self) -> SocketAddr {
         self.addr
     }
 
@@ -264,11 +265,10 @@ impl FunctionProcess {
     /// # Errors
     ///
     /// The signal cannot be sent.
-    pub fn terminate(&self) -> std::io::Result<()> {
-        let pid = nix::unistd::Pid::from_raw(
-            i32::try_from(self.child.id()).map_err(std::io::Error::other)?,
-        );
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).map_err(std::io::Error::from)
+    pub fn terminate(&self) -> io::Result<()> {
+        let pid =
+            nix::unistd::Pid::from_raw(i32::try_from(self.child.id()).map_err(io::Error::other)?);
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).map_err(io::Error::from)
     }
 
     /// Waits up to `timeout` for the process to exit.
@@ -276,19 +276,16 @@ impl FunctionProcess {
     /// # Errors
     ///
     /// The process cannot be waited for.
-    pub fn wait_timeout(
-        &mut self,
-        timeout: std::time::Duration,
-    ) -> std::io::Result<Option<std::process::ExitStatus>> {
-        let until = std::time::Instant::now() + timeout;
+    pub fn wait_timeout(&mut self, timeout: Duration) -> io::Result<Option<ExitStatus>> {
+        let until = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait()? {
                 return Ok(Some(status));
             }
-            if std::time::Instant::now() >= until {
+            if Instant::now() >= until {
                 return Ok(None);
             }
-            std::thread::sleep(std::time::Duration::from_millis(10));
+            std::thread::sleep(Duration::from_millis(10));
         }
     }
 

@@ -11,8 +11,8 @@ use tokio::io::AsyncRead;
 use tokio::time::{Instant, Sleep};
 use tokio_util::io::poll_read_buf;
 
-use crate::process::ProcessGuard;
 use crate::fork::Feeder;
+use crate::process::ProcessGuard;
 use crate::server::BoxError;
 
 const READ_CHUNK: usize = 64 * 1024;
@@ -47,7 +47,10 @@ impl http_body::Body for WatchdogBody {
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         match &mut *self {
             WatchdogBody::Full(data) => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
             WatchdogBody::Upstream(body) => Pin::new(body).poll_frame(cx).map_err(Into::into),
@@ -66,7 +69,9 @@ impl http_body::Body for WatchdogBody {
 
     fn size_hint(&self) -> SizeHint {
         match self {
-            WatchdogBody::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            WatchdogBody::Full(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
             WatchdogBody::Upstream(body) => body.size_hint(),
             WatchdogBody::File(body) => body.size_hint,
             WatchdogBody::Process(_) => SizeHint::default(),
@@ -85,10 +90,18 @@ pub(crate) struct ReaderBody<R> {
 impl<R: AsyncRead + Unpin> ReaderBody<R> {
     pub(crate) fn new(reader: R, len: Option<u64>) -> Self {
         let size_hint = len.map_or_else(SizeHint::default, SizeHint::with_exact);
-        ReaderBody { reader, buf: BytesMut::new(), size_hint, done: false }
+        ReaderBody {
+            reader,
+            buf: BytesMut::new(),
+            size_hint,
+            done: false,
+        }
     }
 
-    pub(crate) fn poll_chunk(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    pub(crate) fn poll_chunk(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         if self.done {
             return Poll::Ready(None);
         }
@@ -143,7 +156,9 @@ impl ProcessBody {
             return Poll::Ready(Some(Err(e.into())));
         }
         if let Some(deadline) = self.deadline {
-            let sleep = self.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            let sleep = self
+                .sleep
+                .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
             if sleep.as_mut().poll(cx).is_ready() {
                 if let Some(mut guard) = self.guard.take() {
                     guard.kill_group();
@@ -164,16 +179,19 @@ impl ProcessBody {
     }
 }
 
-
 async fn reap(mut guard: ProcessGuard, deadline: Option<Instant>) {
     let status = match deadline {
         Some(deadline) => tokio::time::timeout_at(deadline, guard.wait()).await.ok(),
         None => Some(guard.wait().await),
     };
     match status {
-        Some(Ok(status)) if !status.success() => tracing::info!(%status, "function process exited with an error"),
+        Some(Ok(status)) if !status.success() => {
+            tracing::info!(%status, "function process exited with an error")
+        }
         Some(Ok(_)) => {}
         Some(Err(e)) => tracing::warn!(error = %e, "cannot wait for function process"),
-        None => tracing::warn!("function process still running at exec_timeout after closing stdout: killed"),
+        None => tracing::warn!(
+            "function process still running at exec_timeout after closing stdout: killed"
+        ),
     }
 }

@@ -1,7 +1,7 @@
 //! The `Http_*` environment of fork-mode processes, named as OpenFaaS's watchdogs name it.
 
-use http::request::Parts;
 use http::header::{CONTENT_LENGTH, HOST, TRANSFER_ENCODING};
+use http::request::Parts;
 
 /// Go's canonical MIME header key: `x-call-id` becomes `X-Call-Id`.
 pub(crate) fn canonical_header_name(name: &str) -> String {
@@ -59,9 +59,16 @@ pub(crate) fn request_env(parts: &Parts, classic: bool) -> Vec<(String, String)>
             continue;
         }
         // Go keeps the first value of a repeated header.
-        let Some(value) = parts.headers.get(name) else { continue };
-        let Ok(value) = std::str::from_utf8(value.as_bytes()) else { continue };
-        let key = format!("Http_{}", canonical_header_name(name.as_str()).replace('-', "_"));
+        let Some(value) = parts.headers.get(name) else {
+            continue;
+        };
+        let Ok(value) = std::str::from_utf8(value.as_bytes()) else {
+            continue;
+        };
+        let key = format!(
+            "Http_{}",
+            canonical_header_name(name.as_str()).replace('-', "_")
+        );
         env.push((key, value.to_owned()));
     }
     env.push(("Http_Method".to_owned(), parts.method.as_str().to_owned()));
@@ -70,8 +77,15 @@ pub(crate) fn request_env(parts: &Parts, classic: bool) -> Vec<(String, String)>
         env.push(("Http_ContentLength".to_owned(), length.clone()));
         env.push(("Http_Content_Length".to_owned(), length));
     }
-    if let Some(te) = parts.headers.get(TRANSFER_ENCODING).and_then(|v| v.to_str().ok()) {
-        env.push(("Http_Transfer_Encoding".to_owned(), te.split(',').next().unwrap_or(te).trim().to_owned()));
+    if let Some(te) = parts
+        .headers
+        .get(TRANSFER_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        env.push((
+            "Http_Transfer_Encoding".to_owned(),
+            te.split(',').next().unwrap_or(te).trim().to_owned(),
+        ));
     }
     if let Some(query) = parts.uri.query().filter(|q| !q.is_empty()) {
         env.push(("Http_Query".to_owned(), query.to_owned()));
@@ -81,7 +95,11 @@ pub(crate) fn request_env(parts: &Parts, classic: bool) -> Vec<(String, String)>
         env.push(("Http_Path".to_owned(), percent_decode(path)));
     }
     if classic {
-        let host = parts.headers.get(HOST).and_then(|h| h.to_str().ok()).or_else(|| parts.uri.authority().map(|a| a.as_str()));
+        let host = parts
+            .headers
+            .get(HOST)
+            .and_then(|h| h.to_str().ok())
+            .or_else(|| parts.uri.authority().map(|a| a.as_str()));
         if let Some(host) = host.filter(|h| !h.is_empty()) {
             env.push(("Http_Host".to_owned(), host.to_owned()));
         }
@@ -105,7 +123,11 @@ fn content_length(parts: &Parts) -> Option<u64> {
 /// `{"header":{"Name":["value"]},"body":{"raw":"<base64>"}}`.
 pub(crate) fn marshal_request(parts: &Parts, body: &[u8]) -> Vec<u8> {
     use base64::Engine as _;
-    let mut names: Vec<String> = parts.headers.keys().map(|n| canonical_header_name(n.as_str())).collect();
+    let mut names: Vec<String> = parts
+        .headers
+        .keys()
+        .map(|n| canonical_header_name(n.as_str()))
+        .collect();
     names.sort();
     names.dedup();
     let mut out = String::with_capacity(64 + body.len() * 4 / 3);
@@ -184,23 +206,45 @@ mod tests {
         assert_eq!(get("Http_ContentLength"), Some("5"));
         assert_eq!(get("Http_Content_Length"), Some("5"));
         assert_eq!(get("Http_Host"), Some("gw:8080"));
-        assert_eq!(env.iter().filter(|(n, _)| n == "Http_Content_Length").count(), 1);
+        assert_eq!(
+            env.iter()
+                .filter(|(n, _)| n == "Http_Content_Length")
+                .count(),
+            1
+        );
     }
 
     #[test]
     fn of_watchdog_env_has_no_host_or_length_extras() {
-        let p = parts(http::Request::get("/").header("Host", "h").header("Transfer-Encoding", "chunked").body(()).unwrap());
+        let p = parts(
+            http::Request::get("/")
+                .header("Host", "h")
+                .header("Transfer-Encoding", "chunked")
+                .body(())
+                .unwrap(),
+        );
         let env = request_env(&p, false);
-        assert!(env.iter().all(|(n, _)| n != "Http_Host" && n != "Http_ContentLength"));
+        assert!(
+            env.iter()
+                .all(|(n, _)| n != "Http_Host" && n != "Http_ContentLength")
+        );
         assert!(env.contains(&("Http_Transfer_Encoding".to_owned(), "chunked".to_owned())));
         assert!(env.iter().all(|(n, _)| n != "Http_Query"));
     }
 
     #[test]
     fn marshal_request_document() {
-        let p = parts(http::Request::post("/").header("Content-Type", "text/plain").body(()).unwrap());
+        let p = parts(
+            http::Request::post("/")
+                .header("Content-Type", "text/plain")
+                .body(())
+                .unwrap(),
+        );
         let doc = String::from_utf8(marshal_request(&p, b"hi")).unwrap();
-        assert_eq!(doc, r#"{"header":{"Content-Type":["text/plain"]},"body":{"raw":"aGk="}}"#);
+        assert_eq!(
+            doc,
+            r#"{"header":{"Content-Type":["text/plain"]},"body":{"raw":"aGk="}}"#
+        );
     }
 
     #[test]

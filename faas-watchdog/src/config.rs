@@ -217,7 +217,10 @@ impl Vars {
         match self.get(name).map(str::trim) {
             None | Some("") => Ok(default),
             Some(v) => parse_duration(v).map_err(|e| {
-                Error::config(name, format!("invalid {name}={v:?}: {e} (use e.g. 10s, 500ms or plain seconds)"))
+                Error::config(
+                    name,
+                    format!("invalid {name}={v:?}: {e} (use e.g. 10s, 500ms or plain seconds)"),
+                )
             }),
         }
     }
@@ -225,10 +228,12 @@ impl Vars {
     fn number<T: std::str::FromStr>(&self, name: &'static str) -> Result<Option<T>> {
         match self.get(name).map(str::trim) {
             None | Some("") => Ok(None),
-            Some(v) => v
-                .parse()
-                .map(Some)
-                .map_err(|_| Error::config(name, format!("invalid {name}={v:?}: expected a non-negative integer"))),
+            Some(v) => v.parse().map(Some).map_err(|_| {
+                Error::config(
+                    name,
+                    format!("invalid {name}={v:?}: expected a non-negative integer"),
+                )
+            }),
         }
     }
 }
@@ -271,18 +276,26 @@ impl Config {
             .map(str::trim)
             .filter(|s| !s.is_empty())
             .map(str::to_owned);
-        if function_process.is_none() && mode.forks() || function_process.is_none() && mode == Mode::Http {
+        if function_process.is_none() && mode.forks()
+            || function_process.is_none() && mode == Mode::Http
+        {
             return Err(Error::config(
                 "fprocess",
                 "missing fprocess (or function_process): set it to the command that runs the function",
             ));
         }
 
-        let upstream_url = match vars.first(&["http_upstream_url", "upstream_url"]).map(str::trim) {
+        let upstream_url = match vars
+            .first(&["http_upstream_url", "upstream_url"])
+            .map(str::trim)
+        {
             None | Some("") => None,
             Some(v) => {
                 let uri: http::Uri = v.parse().map_err(|_| {
-                    Error::config("upstream_url", format!("invalid upstream_url={v:?}: expected http://host:port"))
+                    Error::config(
+                        "upstream_url",
+                        format!("invalid upstream_url={v:?}: expected http://host:port"),
+                    )
                 })?;
                 if uri.scheme_str() != Some("http") || uri.authority().is_none() {
                     return Err(Error::config(
@@ -300,35 +313,59 @@ impl Config {
             ));
         }
 
-        let default_timeout = if classic { Duration::from_secs(30) } else { Duration::from_secs(10) };
+        let default_timeout = if classic {
+            Duration::from_secs(30)
+        } else {
+            Duration::from_secs(10)
+        };
         let read_timeout = vars.duration("read_timeout", default_timeout)?;
         let write_timeout = vars.duration("write_timeout", default_timeout)?;
         if write_timeout.is_zero() {
-            return Err(Error::config("write_timeout", "write_timeout must be over 0s"));
+            return Err(Error::config(
+                "write_timeout",
+                "write_timeout must be over 0s",
+            ));
         }
-        let exec_default = if classic { Duration::ZERO } else { Duration::from_secs(10) };
-        let exec_timeout = Some(vars.duration("exec_timeout", exec_default)?).filter(|d| !d.is_zero());
+        let exec_default = if classic {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(10)
+        };
+        let exec_timeout =
+            Some(vars.duration("exec_timeout", exec_default)?).filter(|d| !d.is_zero());
         let healthcheck_interval = vars.duration("healthcheck_interval", Duration::ZERO)?;
 
         let port = vars.number::<u16>("port")?.unwrap_or(8080);
         let metrics_port = Some(vars.number::<u16>("metrics_port")?.unwrap_or(8081));
         let max_inflight = vars.number::<usize>("max_inflight")?.unwrap_or(0);
-        let log_buffer_size = vars.number::<usize>("log_buffer_size")?.unwrap_or(64 * 1024).max(16);
+        let log_buffer_size = vars
+            .number::<usize>("log_buffer_size")?
+            .unwrap_or(64 * 1024)
+            .max(16);
         let max_header_bytes = vars.number::<usize>("max_header_bytes")?.unwrap_or(1 << 20);
         let max_body_bytes = vars.number::<u64>("max_body_bytes")?.filter(|n| *n > 0);
 
         let content_type = match vars.get("content_type") {
             Some(v) if !v.is_empty() => Some(v.to_owned()),
-            _ if mode == Mode::Serializing || mode == Mode::Streaming => Some("application/octet-stream".to_owned()),
+            _ if mode == Mode::Serializing || mode == Mode::Streaming => {
+                Some("application/octet-stream".to_owned())
+            }
             _ => None,
         };
         if let Some(ct) = &content_type
             && http::HeaderValue::from_str(ct).is_err()
         {
-            return Err(Error::config("content_type", format!("invalid content_type={ct:?}")));
+            return Err(Error::config(
+                "content_type",
+                format!("invalid content_type={ct:?}"),
+            ));
         }
 
-        let lock_file = if vars.bool("suppress_lock", false) { None } else { Some(PathBuf::from(DEFAULT_LOCK_FILE)) };
+        let lock_file = if vars.bool("suppress_lock", false) {
+            None
+        } else {
+            Some(PathBuf::from(DEFAULT_LOCK_FILE))
+        };
         let prefix_logs = vars.bool("prefix_logs", true);
 
         Ok(Config {
@@ -347,9 +384,17 @@ impl Config {
             log_buffer_size,
             content_type,
             lock_file,
-            static_path: PathBuf::from(vars.get("static_path").filter(|s| !s.is_empty()).unwrap_or("/home/app/public")),
-            ready_path: vars.get("ready_path").filter(|s| !s.is_empty()).map(str::to_owned),
-            buffer_http: vars.bool("buffer_http", false) || vars.bool("http_buffer_req_body", false),
+            static_path: PathBuf::from(
+                vars.get("static_path")
+                    .filter(|s| !s.is_empty())
+                    .unwrap_or("/home/app/public"),
+            ),
+            ready_path: vars
+                .get("ready_path")
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            buffer_http: vars.bool("buffer_http", false)
+                || vars.bool("http_buffer_req_body", false),
             combine_output: vars.bool("combine_output", true),
             write_debug: vars.bool("write_debug", false),
             marshal_request: vars.bool("marshal_request", false),
@@ -377,7 +422,12 @@ impl Config {
 
     /// The function's program and arguments (`fprocess` split on whitespace).
     pub fn process_argv(&self) -> Vec<String> {
-        self.function_process.as_deref().unwrap_or("").split_whitespace().map(str::to_owned).collect()
+        self.function_process
+            .as_deref()
+            .unwrap_or("")
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Sets the mode.
@@ -519,7 +569,11 @@ mod tests {
     use super::*;
 
     fn vars(pairs: &[(&str, &str)]) -> Result<Config> {
-        Config::from_vars(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
+        Config::from_vars(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
     }
 
     #[test]
@@ -551,13 +605,23 @@ mod tests {
 
     #[test]
     fn durations_accept_units_and_plain_seconds() {
-        let c = vars(&[("fprocess", "cat"), ("read_timeout", "500ms"), ("write_timeout", "3"), ("exec_timeout", "1m")])
-            .unwrap();
+        let c = vars(&[
+            ("fprocess", "cat"),
+            ("read_timeout", "500ms"),
+            ("write_timeout", "3"),
+            ("exec_timeout", "1m"),
+        ])
+        .unwrap();
         assert_eq!(c.read_timeout, Duration::from_millis(500));
         assert_eq!(c.write_timeout, Duration::from_secs(3));
         assert_eq!(c.exec_timeout, Some(Duration::from_secs(60)));
-        let c = vars(&[("fprocess", "cat"), ("mode", "http"), ("upstream_url", "http://127.0.0.1:1"), ("exec_timeout", "0")])
-            .unwrap();
+        let c = vars(&[
+            ("fprocess", "cat"),
+            ("mode", "http"),
+            ("upstream_url", "http://127.0.0.1:1"),
+            ("exec_timeout", "0"),
+        ])
+        .unwrap();
         assert_eq!(c.exec_timeout, None);
     }
 
@@ -574,12 +638,20 @@ mod tests {
             (&[][..], "fprocess"),
             (&[("fprocess", "cat"), ("mode", "bogus")][..], "mode"),
             (&[("fprocess", "cat"), ("mode", "http")][..], "upstream_url"),
-            (&[("fprocess", "cat"), ("read_timeout", "soon")][..], "read_timeout"),
+            (
+                &[("fprocess", "cat"), ("read_timeout", "soon")][..],
+                "read_timeout",
+            ),
             (&[("fprocess", "cat"), ("port", "eighty")][..], "port"),
-            (&[("fprocess", "cat"), ("write_timeout", "0")][..], "write_timeout"),
+            (
+                &[("fprocess", "cat"), ("write_timeout", "0")][..],
+                "write_timeout",
+            ),
         ] {
             let err = vars(pairs).unwrap_err();
-            let Error::Config { variable, .. } = &err else { panic!("{err:?}") };
+            let Error::Config { variable, .. } = &err else {
+                panic!("{err:?}")
+            };
             assert_eq!(*variable, var);
             let msg = err.to_string();
             assert!(msg.contains(var), "{msg}");
@@ -589,7 +661,12 @@ mod tests {
 
     #[test]
     fn static_needs_no_process_and_suppress_lock_drops_lock() {
-        let c = vars(&[("mode", "static"), ("static_path", "/srv"), ("suppress_lock", "true")]).unwrap();
+        let c = vars(&[
+            ("mode", "static"),
+            ("static_path", "/srv"),
+            ("suppress_lock", "true"),
+        ])
+        .unwrap();
         assert_eq!(c.mode, Mode::Static);
         assert_eq!(c.static_path, PathBuf::from("/srv"));
         assert_eq!(c.lock_file, None);
@@ -597,8 +674,13 @@ mod tests {
 
     #[test]
     fn buffer_http_aliases() {
-        let c = vars(&[("fprocess", "x"), ("mode", "http"), ("upstream_url", "http://127.0.0.1:5000"), ("http_buffer_req_body", "true")])
-            .unwrap();
+        let c = vars(&[
+            ("fprocess", "x"),
+            ("mode", "http"),
+            ("upstream_url", "http://127.0.0.1:5000"),
+            ("http_buffer_req_body", "true"),
+        ])
+        .unwrap();
         assert!(c.buffer_http);
     }
 }

@@ -57,7 +57,10 @@ pub enum Error {
 
 impl Error {
     pub(crate) fn config(variable: &'static str, message: impl Into<String>) -> Self {
-        Error::Config { variable, message: message.into() }
+        Error::Config {
+            variable,
+            message: message.into(),
+        }
     }
 }
 

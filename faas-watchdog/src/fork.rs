@@ -32,7 +32,10 @@ pub(crate) struct Feeder {
 
 impl Feeder {
     fn spawn(task: impl Future<Output = Result<(), RequestBodyError>> + Send + 'static) -> Self {
-        Feeder { handle: tokio::spawn(task), done: false }
+        Feeder {
+            handle: tokio::spawn(task),
+            done: false,
+        }
     }
 
     /// Ready with the error when the request body failed; pending forever otherwise.
@@ -64,7 +67,10 @@ impl Drop for Feeder {
 }
 
 /// Serves one request by running the function process.
-pub(crate) async fn handle(config: Arc<Config>, req: Request<RequestBody>) -> Response<WatchdogBody> {
+pub(crate) async fn handle(
+    config: Arc<Config>,
+    req: Request<RequestBody>,
+) -> Response<WatchdogBody> {
     if config.write_debug {
         tracing::info!(method = %req.method(), uri = %req.uri(), "forking fprocess");
     }
@@ -126,17 +132,25 @@ fn spawn(config: &Config, parts: &http::request::Parts, combine: bool) -> io::Re
         tokio::spawn(async move { forward_lines(stderr, LogStream::Stderr, max, &*sink).await });
     }
     let output = match combined_reader {
-        Some(reader) => Output::Combined(tokio::net::unix::pipe::Receiver::from_owned_fd(OwnedFd::from(reader))?),
+        Some(reader) => Output::Combined(tokio::net::unix::pipe::Receiver::from_owned_fd(
+            OwnedFd::from(reader),
+        )?),
         None => match child.stdout.take() {
             Some(stdout) => Output::Pipe(stdout),
             None => return Err(io::Error::other("no stdout pipe")),
         },
     };
-    Ok(Spawned { guard: ProcessGuard::new(child), stdin, output })
+    Ok(Spawned {
+        guard: ProcessGuard::new(child),
+        stdin,
+        output,
+    })
 }
 
 async fn feed(mut body: RequestBody, stdin: Option<ChildStdin>) -> Result<(), RequestBodyError> {
-    let Some(mut stdin) = stdin else { return Ok(()) };
+    let Some(mut stdin) = stdin else {
+        return Ok(());
+    };
     while let Some(frame) = body.frame().await {
         if let Ok(data) = frame?.into_data()
             && stdin.write_all(&data).await.is_err()
@@ -165,13 +179,19 @@ async fn within<F: Future>(deadline: Option<Instant>, f: F) -> Option<F::Output>
 fn timeout_response(config: &Config) -> Response<WatchdogBody> {
     let secs = config.exec_timeout.map_or(0.0, |d| d.as_secs_f64());
     tracing::warn!(exec_timeout = secs, "function killed by exec_timeout");
-    internal_response(StatusCode::GATEWAY_TIMEOUT, &format!("function exceeded exec_timeout of {secs}s and was killed"))
+    internal_response(
+        StatusCode::GATEWAY_TIMEOUT,
+        &format!("function exceeded exec_timeout of {secs}s and was killed"),
+    )
 }
 
 fn spawn_error(config: &Config, e: &io::Error) -> Response<WatchdogBody> {
     let process = config.function_process.as_deref().unwrap_or("");
     tracing::error!(error = %e, process, "cannot start function process");
-    internal_response(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot start function process {process:?}: {e}"))
+    internal_response(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        &format!("cannot start function process {process:?}: {e}"),
+    )
 }
 
 fn body_error(e: &RequestBodyError) -> Response<WatchdogBody> {
@@ -196,7 +216,10 @@ async fn buffered(config: Arc<Config>, req: Request<RequestBody>) -> Response<Wa
     let (parts, body) = req.into_parts();
     let input = if classic && config.marshal_request {
         match body.collect().await {
-            Ok(collected) => Err(Bytes::from(cgi::marshal_request(&parts, &collected.to_bytes()))),
+            Ok(collected) => Err(Bytes::from(cgi::marshal_request(
+                &parts,
+                &collected.to_bytes(),
+            ))),
             Err(e) => return body_error(&e),
         }
     } else {
@@ -204,7 +227,11 @@ async fn buffered(config: Arc<Config>, req: Request<RequestBody>) -> Response<Wa
     };
     let deadline = config.exec_timeout.map(|d| Instant::now() + d);
     let combine = classic && config.combine_output;
-    let Spawned { mut guard, stdin, mut output } = match spawn(&config, &parts, combine) {
+    let Spawned {
+        mut guard,
+        stdin,
+        mut output,
+    } = match spawn(&config, &parts, combine) {
         Ok(s) => s,
         Err(e) => return spawn_error(&config, &e),
     };
@@ -241,7 +268,10 @@ async fn buffered(config: Arc<Config>, req: Request<RequestBody>) -> Response<Wa
         }
         Outcome::Done(Err(e), _) | Outcome::Done(_, Err(e)) => {
             guard.kill_group();
-            internal_response(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read function output: {e}"))
+            internal_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read function output: {e}"),
+            )
         }
         Outcome::Done(Ok(out), Ok(status)) => {
             if config.write_debug {
@@ -272,12 +302,19 @@ async fn buffered(config: Arc<Config>, req: Request<RequestBody>) -> Response<Wa
 async fn streaming(config: Arc<Config>, req: Request<RequestBody>) -> Response<WatchdogBody> {
     let (parts, body) = req.into_parts();
     let deadline = config.exec_timeout.map(|d| Instant::now() + d);
-    let Spawned { mut guard, stdin, output } = match spawn(&config, &parts, false) {
+    let Spawned {
+        mut guard,
+        stdin,
+        output,
+    } = match spawn(&config, &parts, false) {
         Ok(s) => s,
         Err(e) => return spawn_error(&config, &e),
     };
     let Output::Pipe(stdout) = output else {
-        return internal_response(StatusCode::INTERNAL_SERVER_ERROR, "unexpected combined output");
+        return internal_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "unexpected combined output",
+        );
     };
     let mut writer = Feeder::spawn(feed(body, stdin));
     let mut stdout = ReaderBody::new(stdout, None);
@@ -313,7 +350,10 @@ async fn streaming(config: Arc<Config>, req: Request<RequestBody>) -> Response<W
         First::ReadFailed(e) => {
             drop(writer);
             guard.kill_group();
-            return internal_response(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot read function output: {e}"));
+            return internal_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("cannot read function output: {e}"),
+            );
         }
         First::Eof => {
             // No output at all: the exit status decides the answer.
@@ -324,16 +364,20 @@ async fn streaming(config: Arc<Config>, req: Request<RequestBody>) -> Response<W
                     guard.kill_group();
                     timeout_response(&config)
                 }
-                Some(Ok(status)) if status.success() => with_content_type(&config, Response::new(WatchdogBody::Full(None))),
+                Some(Ok(status)) if status.success() => {
+                    with_content_type(&config, Response::new(WatchdogBody::Full(None)))
+                }
                 Some(Ok(status)) => {
                     tracing::info!(%status, "function process exited with an error");
-                    let mut resp = Response::new(WatchdogBody::from(Bytes::from(exit_text(&status) + "\n")));
+                    let mut resp =
+                        Response::new(WatchdogBody::from(Bytes::from(exit_text(&status) + "\n")));
                     *resp.status_mut() = StatusCode::INTERNAL_SERVER_ERROR;
                     resp
                 }
-                Some(Err(e)) => {
-                    internal_response(StatusCode::INTERNAL_SERVER_ERROR, &format!("cannot wait for function: {e}"))
-                }
+                Some(Err(e)) => internal_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &format!("cannot wait for function: {e}"),
+                ),
             };
         }
     };
@@ -346,7 +390,10 @@ async fn streaming(config: Arc<Config>, req: Request<RequestBody>) -> Response<W
         sleep: None,
         writer: Some(writer),
     };
-    with_content_type(&config, Response::new(WatchdogBody::Process(Box::new(body))))
+    with_content_type(
+        &config,
+        Response::new(WatchdogBody::Process(Box::new(body))),
+    )
 }
 
 fn stdout_chunk(
@@ -354,7 +401,9 @@ fn stdout_chunk(
     cx: &mut Context<'_>,
 ) -> Poll<Result<Option<Bytes>, String>> {
     match stdout.poll_chunk(cx) {
-        Poll::Ready(Some(Ok(frame))) => Poll::Ready(Ok(Some(frame.into_data().unwrap_or_default()))),
+        Poll::Ready(Some(Ok(frame))) => {
+            Poll::Ready(Ok(Some(frame.into_data().unwrap_or_default())))
+        }
         Poll::Ready(Some(Err(e))) => Poll::Ready(Err(e.to_string())),
         Poll::Ready(None) => Poll::Ready(Ok(None)),
         Poll::Pending => Poll::Pending,
@@ -362,7 +411,11 @@ fn stdout_chunk(
 }
 
 fn with_content_type(config: &Config, mut resp: Response<WatchdogBody>) -> Response<WatchdogBody> {
-    if let Some(ct) = config.content_type.as_deref().and_then(|ct| HeaderValue::from_str(ct).ok()) {
+    if let Some(ct) = config
+        .content_type
+        .as_deref()
+        .and_then(|ct| HeaderValue::from_str(ct).ok())
+    {
         resp.headers_mut().insert(CONTENT_TYPE, ct);
     }
     resp

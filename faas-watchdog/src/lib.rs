@@ -41,5 +41,5 @@ mod watchdog;
 
 pub use config::{Config, DEFAULT_LOCK_FILE, Mode};
 pub use error::{Error, Result};
-pub use logs::{LogSink, LogStream, StderrSink};
+pub use logs::{LogSink, LogStream, StderrLogger, StderrSink};
 pub use watchdog::{BoundWatchdog, Watchdog, serve};

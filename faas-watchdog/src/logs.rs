@@ -67,7 +67,10 @@ impl LogSink for StderrSink {
 
 /// `YYYY/MM/DD HH:MM:SS` in UTC, as Go's `log` package prints it.
 pub(crate) fn timestamp() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let days = (secs / 86_400) as i64;
     let rem = secs % 86_400;
     // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
@@ -80,13 +83,22 @@ pub(crate) fn timestamp() -> String {
     let day = doy - (153 * mp + 2) / 5 + 1;
     let month = if mp < 10 { mp + 3 } else { mp - 9 };
     let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}", rem / 3600, rem % 3600 / 60, rem % 60)
+    format!(
+        "{year:04}/{month:02}/{day:02} {:02}:{:02}:{:02}",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Reads `reader` to its end and hands every line to `sink`; a line longer than `max_line` is
 /// split into pieces of `max_line` bytes, never dropped.
-pub(crate) async fn forward_lines<R>(mut reader: R, stream: LogStream, max_line: usize, sink: &dyn LogSink)
-where
+pub(crate) async fn forward_lines<R>(
+    mut reader: R,
+    stream: LogStream,
+    max_line: usize,
+    sink: &dyn LogSink,
+) where
     R: AsyncRead + Unpin,
 {
     let max_line = max_line.max(1);
@@ -117,7 +129,13 @@ where
     }
 }
 
-fn push_bounded(buf: &mut Vec<u8>, mut data: &[u8], max_line: usize, stream: LogStream, sink: &dyn LogSink) {
+fn push_bounded(
+    buf: &mut Vec<u8>,
+    mut data: &[u8],
+    max_line: usize,
+    stream: LogStream,
+    sink: &dyn LogSink,
+) {
     while !data.is_empty() {
         let room = max_line - buf.len();
         let take = room.min(data.len());
@@ -135,6 +153,88 @@ fn emit(buf: &mut Vec<u8>, stream: LogStream, sink: &dyn LogSink) {
     buf.clear();
 }
 
+/// A minimal `tracing` subscriber for binaries: one line per event on stderr,
+/// `2006/01/02 15:04:05 INFO message key=value ...`, events up to `max_level`, spans ignored.
+///
+/// It keeps `fwatchdog` small (no formatting framework); install it once in `main` with
+/// `tracing::subscriber::set_global_default`.
+#[derive(Debug, Clone, Copy)]
+pub struct StderrLogger {
+    max_level: tracing::Level,
+}
+
+impl StderrLogger {
+    /// A logger that prints events up to `max_level` (`INFO` prints info, warn and error).
+    pub fn new(max_level: tracing::Level) -> Self {
+        StderrLogger { max_level }
+    }
+}
+
+struct LineVisitor {
+    message: String,
+    fields: String,
+}
+
+impl tracing::field::Visit for LineVisitor {
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            self.message.push_str(value);
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn fmt::Debug) {
+        use std::fmt::Write as _;
+        if field.name() == "message" {
+            let _ = write!(self.message, "{value:?}");
+        } else {
+            let _ = write!(self.fields, " {}={value:?}", field.name());
+        }
+    }
+}
+
+impl tracing::Subscriber for StderrLogger {
+    fn enabled(&self, metadata: &tracing::Metadata<'_>) -> bool {
+        *metadata.level() <= self.max_level
+    }
+
+    fn max_level_hint(&self) -> Option<tracing::level_filters::LevelFilter> {
+        Some(tracing::level_filters::LevelFilter::from_level(
+            self.max_level,
+        ))
+    }
+
+    fn new_span(&self, _span: &tracing::span::Attributes<'_>) -> tracing::span::Id {
+        tracing::span::Id::from_u64(1)
+    }
+
+    fn record(&self, _span: &tracing::span::Id, _values: &tracing::span::Record<'_>) {}
+
+    fn record_follows_from(&self, _span: &tracing::span::Id, _follows: &tracing::span::Id) {}
+
+    fn event(&self, event: &tracing::Event<'_>) {
+        let mut visitor = LineVisitor {
+            message: String::new(),
+            fields: String::new(),
+        };
+        event.record(&mut visitor);
+        let line = format!(
+            "{} {} {}{}\n",
+            timestamp(),
+            event.metadata().level(),
+            visitor.message,
+            visitor.fields
+        );
+        let _ = std::io::stderr().lock().write_all(line.as_bytes());
+    }
+
+    fn enter(&self, _span: &tracing::span::Id) {}
+
+    fn exit(&self, _span: &tracing::span::Id) {}
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -145,7 +245,10 @@ mod tests {
 
     impl LogSink for Collect {
         fn line(&self, _stream: LogStream, line: &[u8]) {
-            self.0.lock().unwrap().push(String::from_utf8_lossy(line).into_owned());
+            self.0
+                .lock()
+                .unwrap()
+                .push(String::from_utf8_lossy(line).into_owned());
         }
     }
 

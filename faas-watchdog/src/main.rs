@@ -38,9 +38,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing_subscriber::fmt().with_ansi(false).with_target(false).with_writer(std::io::stderr).init();
+    let level = if config.write_debug {
+        tracing::Level::DEBUG
+    } else {
+        tracing::Level::INFO
+    };
+    let _ = tracing::subscriber::set_global_default(faas_watchdog::StderrLogger::new(level));
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fwatchdog: cannot start the runtime: {e}");
@@ -65,13 +73,17 @@ fn main() -> ExitCode {
 
 /// `GET /_/health` on the local port, without a shell or curl in the image.
 fn healthcheck() -> ExitCode {
-    let port: u16 = std::env::var("port").ok().and_then(|p| p.trim().parse().ok()).unwrap_or(8080);
+    let port: u16 = std::env::var("port")
+        .ok()
+        .and_then(|p| p.trim().parse().ok())
+        .unwrap_or(8080);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let check = || -> std::io::Result<bool> {
         let mut stream = TcpStream::connect_timeout(&addr, Duration::from_secs(3))?;
         stream.set_read_timeout(Some(Duration::from_secs(5)))?;
         stream.set_write_timeout(Some(Duration::from_secs(5)))?;
-        stream.write_all(b"GET /_/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
+        stream
+            .write_all(b"GET /_/health HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")?;
         let mut head = [0u8; 12];
         stream.read_exact(&mut head)?;
         Ok(head.starts_with(b"HTTP/1.1 200") || head.starts_with(b"HTTP/1.0 200"))

@@ -15,11 +15,19 @@ use crate::config::Config;
 pub(crate) fn command(config: &Config) -> io::Result<Command> {
     let argv = config.process_argv();
     let Some((program, args)) = argv.split_first() else {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "empty fprocess"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "empty fprocess",
+        ));
     };
     let mut cmd = Command::new(program);
     cmd.args(args)
-        .envs(config.function_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .envs(
+            config
+                .function_env
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str())),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -44,10 +52,13 @@ fn die_with_parent(cmd: &mut Command) {
     // errors are raw OS errors, which do not allocate).
     unsafe {
         cmd.pre_exec(move || {
-            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL).map_err(|e| io::Error::from_raw_os_error(e as i32))?;
+            nix::sys::prctl::set_pdeathsig(Signal::SIGKILL)
+                .map_err(|e| io::Error::from_raw_os_error(e as i32))?;
             // The watchdog may have died between fork and prctl: then nobody would kill us.
             if nix::unistd::getppid() != parent {
-                return Err(io::Error::from_raw_os_error(nix::errno::Errno::ESRCH as i32));
+                return Err(io::Error::from_raw_os_error(
+                    nix::errno::Errno::ESRCH as i32,
+                ));
             }
             Ok(())
         });
@@ -64,8 +75,15 @@ pub(crate) struct ProcessGuard {
 
 impl ProcessGuard {
     pub(crate) fn new(child: Child) -> Self {
-        let pgid = child.id().and_then(|id| i32::try_from(id).ok()).map(Pid::from_raw);
-        ProcessGuard { child, pgid, reaped: false }
+        let pgid = child
+            .id()
+            .and_then(|id| i32::try_from(id).ok())
+            .map(Pid::from_raw);
+        ProcessGuard {
+            child,
+            pgid,
+            reaped: false,
+        }
     }
 
     /// Waits for the process to exit and reaps it.

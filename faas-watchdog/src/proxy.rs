@@ -55,7 +55,9 @@ pub(crate) struct Upstream {
 
 impl std::fmt::Debug for Upstream {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Upstream").field("authority", &self.authority).finish_non_exhaustive()
+        f.debug_struct("Upstream")
+            .field("authority", &self.authority)
+            .finish_non_exhaustive()
     }
 }
 
@@ -72,11 +74,17 @@ impl Upstream {
         Upstream {
             client,
             scheme: url.scheme().cloned().unwrap_or(Scheme::HTTP),
-            authority: url.authority().cloned().unwrap_or_else(|| Authority::from_static("127.0.0.1")),
+            authority: url
+                .authority()
+                .cloned()
+                .unwrap_or_else(|| Authority::from_static("127.0.0.1")),
             base_path,
             state,
             exec_timeout: config.exec_timeout,
-            hold_limit: config.exec_timeout.unwrap_or(config.write_timeout).min(config.write_timeout),
+            hold_limit: config
+                .exec_timeout
+                .unwrap_or(config.write_timeout)
+                .min(config.write_timeout),
             buffer: config.buffer_http,
         }
     }
@@ -92,7 +100,11 @@ impl Upstream {
 
         let (mut parts, body) = req.into_parts();
         let mut limit = self.exec_timeout;
-        if let Some(t) = parts.headers.get(&X_TIMEOUT).and_then(|v| v.to_str().ok()).and_then(|v| parse_duration(v).ok())
+        if let Some(t) = parts
+            .headers
+            .get(&X_TIMEOUT)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_duration(v).ok())
             && !t.is_zero()
         {
             limit = Some(limit.map_or(t, |l| l.min(t)));
@@ -100,7 +112,11 @@ impl Upstream {
 
         let pq = parts.uri.path_and_query().map_or("/", |p| p.as_str());
         let uri = if self.base_path.is_empty() {
-            Uri::builder().scheme(self.scheme.clone()).authority(self.authority.clone()).path_and_query(pq).build()
+            Uri::builder()
+                .scheme(self.scheme.clone())
+                .authority(self.authority.clone())
+                .path_and_query(pq)
+                .build()
         } else {
             Uri::builder()
                 .scheme(self.scheme.clone())
@@ -110,7 +126,12 @@ impl Upstream {
         };
         parts.uri = match uri {
             Ok(uri) => uri,
-            Err(e) => return internal_response(StatusCode::BAD_REQUEST, &format!("invalid request uri: {e}")),
+            Err(e) => {
+                return internal_response(
+                    StatusCode::BAD_REQUEST,
+                    &format!("invalid request uri: {e}"),
+                );
+            }
         };
         strip_hop_by_hop(&mut parts.headers);
 
@@ -158,10 +179,17 @@ impl Upstream {
     /// Holds a request while the function boots; `Some` is the answer when it cannot be served.
     async fn hold(&self, start: Instant) -> Option<Response<WatchdogBody>> {
         let mut state = self.state.clone();
-        let waited = tokio::time::timeout_at(start + self.hold_limit, state.wait_for(|s| *s != UpState::Starting)).await;
+        let waited = tokio::time::timeout_at(
+            start + self.hold_limit,
+            state.wait_for(|s| *s != UpState::Starting),
+        )
+        .await;
         match waited {
             Ok(Ok(s)) if *s == UpState::Ready => None,
-            Ok(_) => Some(internal_response(StatusCode::BAD_GATEWAY, "function process exited")),
+            Ok(_) => Some(internal_response(
+                StatusCode::BAD_GATEWAY,
+                "function process exited",
+            )),
             Err(_) => Some(internal_response(
                 StatusCode::SERVICE_UNAVAILABLE,
                 "function process did not start accepting connections in time",
@@ -171,7 +199,11 @@ impl Upstream {
 }
 
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    if let Some(listed) = headers.get(CONNECTION).and_then(|v| v.to_str().ok()).map(str::to_owned) {
+    if let Some(listed) = headers
+        .get(CONNECTION)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+    {
         for name in listed.split(',') {
             if let Ok(name) = HeaderName::from_bytes(name.trim().as_bytes()) {
                 headers.remove(name);

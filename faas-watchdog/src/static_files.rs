@@ -25,7 +25,11 @@ pub(crate) fn resolve(root: &Path, request_path: &str) -> Option<PathBuf> {
 }
 
 fn content_type(path: &Path) -> &'static str {
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .unwrap_or("")
+        .to_ascii_lowercase();
     match ext.as_str() {
         "html" | "htm" => "text/html; charset=utf-8",
         "css" => "text/css; charset=utf-8",
@@ -50,11 +54,18 @@ fn content_type(path: &Path) -> &'static str {
 pub(crate) async fn handle(root: &Path, req: Request<RequestBody>) -> Response<WatchdogBody> {
     let head = req.method() == Method::HEAD;
     if req.method() != Method::GET && !head {
-        return internal_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed: static files answer GET and HEAD");
+        return internal_response(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "method not allowed: static files answer GET and HEAD",
+        );
     }
     let not_found = || internal_response(StatusCode::NOT_FOUND, "404 page not found");
-    let Some(mut path) = resolve(root, req.uri().path()) else { return not_found() };
-    let Ok(mut meta) = tokio::fs::metadata(&path).await else { return not_found() };
+    let Some(mut path) = resolve(root, req.uri().path()) else {
+        return not_found();
+    };
+    let Ok(mut meta) = tokio::fs::metadata(&path).await else {
+        return not_found();
+    };
     if meta.is_dir() {
         path.push("index.html");
         match tokio::fs::metadata(&path).await {
@@ -88,7 +99,10 @@ mod tests {
     #[test]
     fn paths_stay_under_root() {
         let root = Path::new("/srv");
-        assert_eq!(resolve(root, "/a/b.txt"), Some(PathBuf::from("/srv/a/b.txt")));
+        assert_eq!(
+            resolve(root, "/a/b.txt"),
+            Some(PathBuf::from("/srv/a/b.txt"))
+        );
         assert_eq!(resolve(root, "/"), Some(PathBuf::from("/srv")));
         assert_eq!(resolve(root, "/../etc/passwd"), None);
         assert_eq!(resolve(root, "/a/%2e%2e/%2e%2e/x"), None);

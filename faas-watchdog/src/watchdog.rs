@@ -54,16 +54,28 @@ impl Watchdog {
     /// [`Error::Bind`] when a port cannot be bound.
     pub async fn bind(config: Config) -> Result<BoundWatchdog> {
         let addr = SocketAddr::new(config.bind_address, config.port);
-        let listener = TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr: addr.to_string(), source })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| Error::Bind {
+                addr: addr.to_string(),
+                source,
+            })?;
         let serve_config = config.serve_config().with_wait_for_ready(true);
         let mut server = Server::from_listener(listener, serve_config)?;
         if let Some(port) = config.metrics_port {
             let addr = SocketAddr::new(config.bind_address, port);
-            let metrics =
-                TcpListener::bind(addr).await.map_err(|source| Error::Bind { addr: addr.to_string(), source })?;
+            let metrics = TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Bind {
+                    addr: addr.to_string(),
+                    source,
+                })?;
             server = server.with_metrics_listener(metrics)?;
         }
-        Ok(BoundWatchdog { config: Arc::new(config), server })
+        Ok(BoundWatchdog {
+            config: Arc::new(config),
+            server,
+        })
     }
 }
 
@@ -121,7 +133,8 @@ impl BoundWatchdog {
         match config.mode {
             Mode::Http => run_http(config, server, shutdown).await,
             Mode::Static => {
-                let service = WatchdogService(Arc::new(Handler::Static(config.static_path.clone())));
+                let service =
+                    WatchdogService(Arc::new(Handler::Static(config.static_path.clone())));
                 mark_ready(&config, &health)?;
                 Ok(server.serve(service, shutdown).await?)
             }
@@ -136,7 +149,11 @@ impl BoundWatchdog {
 
 fn mark_ready(config: &Config, health: &Health) -> Result<()> {
     health.set_ready(true).map_err(|source| Error::LockFile {
-        path: config.lock_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+        path: config
+            .lock_file
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default(),
         source,
     })
 }
@@ -147,7 +164,10 @@ fn mark_ready(config: &Config, health: &Health) -> Result<()> {
 ///
 /// As [`Watchdog::bind`] and [`BoundWatchdog::run`].
 pub async fn serve(config: Config) -> Result<()> {
-    Watchdog::bind(config).await?.run(crate::server::shutdown_signal()).await
+    Watchdog::bind(config)
+        .await?
+        .run(crate::server::shutdown_signal())
+        .await
 }
 
 enum Handler {
@@ -185,7 +205,10 @@ where
     F: Future<Output = ()>,
 {
     let Some(url) = config.upstream_url.clone() else {
-        return Err(Error::config("upstream_url", "missing upstream_url: mode=http needs it"));
+        return Err(Error::config(
+            "upstream_url",
+            "missing upstream_url: mode=http needs it",
+        ));
     };
     let health = server.health();
     let mut cmd = process::command(&config).map_err(|source| spawn_error(&config, source))?;
@@ -193,8 +216,20 @@ where
     let mut child = cmd.spawn().map_err(|source| spawn_error(&config, source))?;
     drop(cmd);
     for (pipe, stream) in [
-        (child.stdout.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>), LogStream::Stdout),
-        (child.stderr.take().map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>), LogStream::Stderr),
+        (
+            child
+                .stdout
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            LogStream::Stdout,
+        ),
+        (
+            child
+                .stderr
+                .take()
+                .map(|s| Box::new(s) as Box<dyn tokio::io::AsyncRead + Send + Unpin>),
+            LogStream::Stderr,
+        ),
     ] {
         if let Some(pipe) = pipe {
             let sink = config.log_sink.clone();
@@ -206,7 +241,11 @@ where
 
     let (state_tx, state_rx) = watch::channel(UpState::Starting);
     let state_tx = Arc::new(state_tx);
-    let service = WatchdogService(Arc::new(Handler::Http(Box::new(Upstream::new(&config, &url, state_rx.clone())))));
+    let service = WatchdogService(Arc::new(Handler::Http(Box::new(Upstream::new(
+        &config,
+        &url,
+        state_rx.clone(),
+    )))));
 
     // Readiness: the function is ready once its port accepts connections.
     let (lock_err_tx, lock_err_rx) = oneshot::channel::<std::io::Error>();
@@ -281,7 +320,11 @@ where
 
     if let Some(source) = lock_failed.into_inner().unwrap_or_else(|p| p.into_inner()) {
         return Err(Error::LockFile {
-            path: config.lock_file.as_ref().map(|p| p.display().to_string()).unwrap_or_default(),
+            path: config
+                .lock_file
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
             source,
         });
     }
@@ -294,11 +337,22 @@ where
 }
 
 fn upstream_target(url: &Uri) -> String {
-    let host = url.host().unwrap_or("127.0.0.1").trim_start_matches('[').trim_end_matches(']');
+    let host = url
+        .host()
+        .unwrap_or("127.0.0.1")
+        .trim_start_matches('[')
+        .trim_end_matches(']');
     let port = url.port_u16().unwrap_or(80);
-    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
 }
 
 fn spawn_error(config: &Config, source: std::io::Error) -> Error {
-    Error::Spawn { process: config.function_process.clone().unwrap_or_default(), source }
+    Error::Spawn {
+        process: config.function_process.clone().unwrap_or_default(),
+        source,
+    }
 }

@@ -17,9 +17,14 @@ const MB: usize = 1024 * 1024;
 
 #[test]
 fn configuration_errors_exit_1_with_one_line_naming_the_variable() {
-    for (env, variable) in [(&[][..], "fprocess"), (&[("fprocess", "cat"), ("mode", "fast")][..], "mode")] {
+    for (env, variable) in [
+        (&[][..], "fprocess"),
+        (&[("fprocess", "cat"), ("mode", "fast")][..], "mode"),
+    ] {
         let mut cmd = Command::new(BIN);
-        cmd.env_remove("fprocess").env_remove("function_process").env_remove("mode");
+        cmd.env_remove("fprocess")
+            .env_remove("function_process")
+            .env_remove("mode");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -34,12 +39,31 @@ fn configuration_errors_exit_1_with_one_line_naming_the_variable() {
 #[tokio::test]
 async fn healthcheck_subcommand_exits_0_when_healthy_and_1_otherwise() {
     let wd = Binary::start(&[("fprocess", "cat")]);
-    let check = |port: u16| Command::new(BIN).arg("healthcheck").env("port", port.to_string()).output().unwrap();
-    let out = tokio::task::spawn_blocking(move || check(wd.port)).await.unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let check = |port: u16| {
+        Command::new(BIN)
+            .arg("healthcheck")
+            .env("port", port.to_string())
+            .output()
+            .unwrap()
+    };
+    let out = tokio::task::spawn_blocking(move || check(wd.port))
+        .await
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Nothing listens on the reserved-then-released port.
-    let free = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let out = tokio::task::spawn_blocking(move || check(free)).await.unwrap();
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let out = tokio::task::spawn_blocking(move || check(free))
+        .await
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     drop(wd);
 }
@@ -56,7 +80,11 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
     // Wait until the request is in flight, per the watchdog's own gauge.
     let mut seen = false;
     for _ in 0..200 {
-        if get(metrics.parse().unwrap()).await.text().contains("http_requests_in_flight 1") {
+        if get(metrics.parse().unwrap())
+            .await
+            .text()
+            .contains("http_requests_in_flight 1")
+        {
             seen = true;
             break;
         }
@@ -65,7 +93,10 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
     assert!(seen, "request never in flight");
     wd.signal(Signal::SIGTERM);
 
-    let answer = tokio::time::timeout(LONG, in_flight).await.unwrap().unwrap();
+    let answer = tokio::time::timeout(LONG, in_flight)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "done\n");
     let status = tokio::task::spawn_blocking(move || {
@@ -76,7 +107,11 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
     .unwrap();
     assert_eq!(status.0.code(), Some(0), "{}", status.1.stderr_text());
     // Stopped accepting.
-    assert!(tokio::net::TcpStream::connect(("127.0.0.1", status.1.port)).await.is_err());
+    assert!(
+        tokio::net::TcpStream::connect(("127.0.0.1", status.1.port))
+            .await
+            .is_err()
+    );
 }
 
 #[tokio::test]
@@ -86,12 +121,21 @@ async fn http_mode_upstream_crash_exits_non_zero() {
     let fprocess = format!("sh {}", crash.display());
     let up = upstream().await;
     let url = up.url();
-    let mut wd = Binary::start(&[("fprocess", fprocess.as_str()), ("mode", "http"), ("upstream_url", url.as_str())]);
-    let (status, wd) = tokio::task::spawn_blocking(move || (wd.wait(), wd)).await.unwrap();
+    let mut wd = Binary::start(&[
+        ("fprocess", fprocess.as_str()),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+    ]);
+    let (status, wd) = tokio::task::spawn_blocking(move || (wd.wait(), wd))
+        .await
+        .unwrap();
     assert_eq!(status.code(), Some(1));
     let stderr = wd.stderr_text();
     assert!(stderr.contains("function process exited"), "{stderr}");
-    assert!(stderr.contains("stdout: booting"), "function output is logged with a prefix: {stderr}");
+    assert!(
+        stderr.contains("stdout: booting"),
+        "function output is logged with a prefix: {stderr}"
+    );
 }
 
 /// Sends `total` bytes in 64 KiB chunks and counts the bytes of the answer.
@@ -111,7 +155,10 @@ async fn stream_through(uri: http::Uri, total: usize) -> usize {
     let body = StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let resp = client.request(Request::post(uri).body(body).unwrap()).await.unwrap();
+    let resp = client
+        .request(Request::post(uri).body(body).unwrap())
+        .await
+        .unwrap();
     assert_eq!(resp.status(), 200);
     let mut body = resp.into_body();
     let mut received = 0;
@@ -128,11 +175,20 @@ async fn assert_streams_100mb_in_bounded_memory(wd: &Binary) {
     let warm = stream_through(wd.url("/"), MB).await;
     assert_eq!(warm, MB);
     let before = vm_hwm_kb(wd.pid());
-    let received = tokio::time::timeout(Duration::from_secs(120), stream_through(wd.url("/"), 100 * MB)).await.unwrap();
+    let received = tokio::time::timeout(
+        Duration::from_secs(120),
+        stream_through(wd.url("/"), 100 * MB),
+    )
+    .await
+    .unwrap();
     assert_eq!(received, 100 * MB);
     let after = vm_hwm_kb(wd.pid());
     eprintln!("VmHWM before {before} kB, after 100 MB {after} kB");
-    assert!(after - before < 8 * 1024, "watchdog peak memory grew by {} kB", after - before);
+    assert!(
+        after - before < 8 * 1024,
+        "watchdog peak memory grew by {} kB",
+        after - before
+    );
 }
 
 #[tokio::test]
@@ -175,9 +231,21 @@ async fn killed_watchdog_takes_its_function_processes_along() {
     let fprocess = format!("{} 300", sleep.display());
     let up = upstream().await;
     let url = up.url();
-    let mut wd = Binary::start(&[("fprocess", fprocess.as_str()), ("mode", "http"), ("upstream_url", url.as_str())]);
-    eventually("function process started", || processes_named("zzsleep_orphan").0 == 1).await;
+    let mut wd = Binary::start(&[
+        ("fprocess", fprocess.as_str()),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+    ]);
+    eventually("function process started", || {
+        processes_named("zzsleep_orphan").0 == 1
+    })
+    .await;
     wd.signal(Signal::SIGKILL);
-    let _ = tokio::task::spawn_blocking(move || wd.wait()).await.unwrap();
-    eventually("function process killed with its watchdog", || processes_named("zzsleep_orphan").0 == 0).await;
+    let _ = tokio::task::spawn_blocking(move || wd.wait())
+        .await
+        .unwrap();
+    eventually("function process killed with its watchdog", || {
+        processes_named("zzsleep_orphan").0 == 0
+    })
+    .await;
 }

@@ -19,7 +19,12 @@ type Chunks = tokio::sync::mpsc::Sender<Result<Frame<Bytes>, std::io::Error>>;
 /// Starts a request whose body stays open until the returned sender is dropped.
 fn open_request(
     uri: http::Uri,
-) -> (Chunks, tokio::task::JoinHandle<Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>>) {
+) -> (
+    Chunks,
+    tokio::task::JoinHandle<
+        Result<http::Response<hyper::body::Incoming>, hyper_util::client::legacy::Error>,
+    >,
+) {
     let (tx, mut rx) = tokio::sync::mpsc::channel(4);
     let body = StreamBody::new(futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx)));
     let req = Request::post(uri).body(body).unwrap();
@@ -30,7 +35,12 @@ fn open_request(
 
 #[tokio::test]
 async fn max_inflight_answers_429_at_once_and_ready_reflects_it() {
-    let wd = start(&[("fprocess", "cat"), ("mode", "streaming"), ("max_inflight", "1")]).await;
+    let wd = start(&[
+        ("fprocess", "cat"),
+        ("mode", "streaming"),
+        ("max_inflight", "1"),
+    ])
+    .await;
     let (tx, first) = open_request(wd.url("/"));
     eventually("first request in flight", || wd.health.in_flight() == 1).await;
 
@@ -41,11 +51,20 @@ async fn max_inflight_answers_429_at_once_and_ready_reflects_it() {
     assert_eq!(get(wd.url("/_/ready")).await.status, 429);
     assert_eq!(get(wd.url("/_/health")).await.status, 200);
 
-    tx.send(Ok(Frame::data(Bytes::from_static(b"first")))).await.unwrap();
+    tx.send(Ok(Frame::data(Bytes::from_static(b"first"))))
+        .await
+        .unwrap();
     drop(tx);
-    let resp = tokio::time::timeout(LONG, first).await.unwrap().unwrap().unwrap();
+    let resp = tokio::time::timeout(LONG, first)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), 200);
-    let body = http_body_util::BodyExt::collect(resp.into_body()).await.unwrap().to_bytes();
+    let body = http_body_util::BodyExt::collect(resp.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     assert_eq!(&body[..], b"first");
     eventually("nothing in flight", || wd.health.in_flight() == 0).await;
     assert_eq!(post(wd.url("/"), "third").await.text(), "third");
@@ -62,12 +81,20 @@ async fn health_ready_lock_file_and_ready_path() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let up = upstream_on(listener, not_ready.clone()).await;
     let url = up.url();
-    let config = vars(&[("fprocess", "sleep 300"), ("mode", "http"), ("upstream_url", url.as_str()), ("ready_path", "/ready")])
-        .with_lock_file(Some(lock.clone()));
+    let config = vars(&[
+        ("fprocess", "sleep 300"),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+        ("ready_path", "/ready"),
+    ])
+    .with_lock_file(Some(lock.clone()));
     let wd = start_config(config).await;
     eventually("lock file written once ready", || lock.exists()).await;
     let health = get(wd.url("/_/health")).await;
-    assert_eq!((health.status.as_u16(), health.text().as_str()), (200, "OK"));
+    assert_eq!(
+        (health.status.as_u16(), health.text().as_str()),
+        (200, "OK")
+    );
     assert_eq!(get(wd.url("/_/ready")).await.status, 200);
     not_ready.0.store(true, Ordering::SeqCst);
     assert_eq!(get(wd.url("/_/ready")).await.status, 503);
@@ -102,16 +129,34 @@ async fn oversized_bodies_get_413() {
     let wd = start(&[("fprocess", "wc -c"), ("max_body_bytes", "1000")]).await;
     let big = Bytes::from(vec![b'a'; 5000]);
     // Declared length over the limit: refused before the function runs.
-    let answer = send(Request::post(wd.url("/")).body(Full::new(big.clone())).unwrap()).await;
+    let answer = send(
+        Request::post(wd.url("/"))
+            .body(Full::new(big.clone()))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(answer.status, 413);
     assert!(answer.is_internal());
     // Chunked body that grows over the limit while it streams.
-    let chunked = format!("POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n{}\r\n0\r\n\r\n", "a".repeat(5000));
+    let chunked = format!(
+        "POST / HTTP/1.1\r\nHost: a\r\nConnection: close\r\nTransfer-Encoding: chunked\r\n\r\n1388\r\n{}\r\n0\r\n\r\n",
+        "a".repeat(5000)
+    );
     let answer = raw(wd.addr, chunked.as_bytes()).await;
     assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
-    assert!(answer.to_ascii_lowercase().contains("x-openfaas-internal: fwatchdog"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("x-openfaas-internal: fwatchdog"),
+        "{answer}"
+    );
     // Under the limit is fine.
-    let answer = send(Request::post(wd.url("/")).body(Full::new(big.slice(..1000))).unwrap()).await;
+    let answer = send(
+        Request::post(wd.url("/"))
+            .body(Full::new(big.slice(..1000)))
+            .unwrap(),
+    )
+    .await;
     assert_eq!(answer.text().trim(), "1000");
     wd.stop().await.unwrap();
 }
@@ -121,16 +166,27 @@ async fn slow_clients_are_bounded_by_read_timeout() {
     let wd = start(&[("fprocess", "cat"), ("read_timeout", "500ms")]).await;
     // Headers that never complete: the connection is closed.
     let mut stream = TcpStream::connect(wd.addr).await.unwrap();
-    stream.write_all(b"POST / HTTP/1.1\r\nHost: a\r\n").await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: a\r\n")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
     let read = tokio::time::timeout(LONG, stream.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "a client that never finishes its headers must be disconnected");
+    assert!(
+        read.is_ok(),
+        "a client that never finishes its headers must be disconnected"
+    );
 
     // A body that never completes: 408 from the watchdog.
     let mut stream = TcpStream::connect(wd.addr).await.unwrap();
-    stream.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly-ten!!").await.unwrap();
+    stream
+        .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 100\r\n\r\nonly-ten!!")
+        .await
+        .unwrap();
     let mut buf = Vec::new();
-    let _ = tokio::time::timeout(LONG, stream.read_to_end(&mut buf)).await.expect("no answer to a stalled body");
+    let _ = tokio::time::timeout(LONG, stream.read_to_end(&mut buf))
+        .await
+        .expect("no answer to a stalled body");
     let answer = String::from_utf8_lossy(&buf);
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
     wd.stop().await.unwrap();
@@ -141,10 +197,18 @@ async fn a_client_that_stops_reading_is_bounded_by_write_timeout() {
     let dir = tempfile::tempdir().unwrap();
     let cat = tool_copy(dir.path(), "cat", "zzcat_noread");
     let fprocess = format!("{} /dev/zero", cat.display());
-    let wd = start(&[("fprocess", fprocess.as_str()), ("mode", "streaming"), ("write_timeout", "1s"), ("exec_timeout", "120s")])
-        .await;
+    let wd = start(&[
+        ("fprocess", fprocess.as_str()),
+        ("mode", "streaming"),
+        ("write_timeout", "1s"),
+        ("exec_timeout", "120s"),
+    ])
+    .await;
     let mut stream = TcpStream::connect(wd.addr).await.unwrap();
-    stream.write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await
+        .unwrap();
     eventually("process started", || processes_named("zzcat_noread").0 == 1).await;
     // Never read: the watchdog gives up and kills the process, leaving no zombie.
     eventually("process gone", || processes_named("zzcat_noread") == (0, 0)).await;
@@ -156,12 +220,25 @@ async fn a_client_that_stops_reading_is_bounded_by_write_timeout() {
 #[tokio::test]
 async fn exec_timeout_kills_the_whole_process_group() {
     let dir = tempfile::tempdir().unwrap();
-    for (mode, name) in [("", "zzsleep_classic"), ("serializing", "zzsleep_serial"), ("streaming", "zzsleep_stream")] {
+    for (mode, name) in [
+        ("", "zzsleep_classic"),
+        ("serializing", "zzsleep_serial"),
+        ("streaming", "zzsleep_stream"),
+    ] {
         let sleep = tool_copy(dir.path(), "sleep", name);
         // A child and a grandchild: both must die.
-        let tree = script(dir.path(), &format!("{name}.sh"), &format!("{} 300 &\n{} 300", sleep.display(), sleep.display()));
+        let tree = script(
+            dir.path(),
+            &format!("{name}.sh"),
+            &format!("{} 300 &\n{} 300", sleep.display(), sleep.display()),
+        );
         let fprocess = format!("sh {}", tree.display());
-        let wd = start(&[("fprocess", fprocess.as_str()), ("mode", mode), ("exec_timeout", "500ms")]).await;
+        let wd = start(&[
+            ("fprocess", fprocess.as_str()),
+            ("mode", mode),
+            ("exec_timeout", "500ms"),
+        ])
+        .await;
         let answer = post(wd.url("/"), "").await;
         assert_eq!(answer.status, 504, "mode {mode:?}: {}", answer.text());
         assert!(answer.is_internal());
@@ -174,15 +251,30 @@ async fn exec_timeout_kills_the_whole_process_group() {
 #[tokio::test]
 async fn a_disconnecting_client_leaves_no_process_or_zombie() {
     let dir = tempfile::tempdir().unwrap();
-    for (mode, name) in [("", "zzsleep_dcl"), ("streaming", "zzsleep_dst"), ("serializing", "zzsleep_dse")] {
+    for (mode, name) in [
+        ("", "zzsleep_dcl"),
+        ("streaming", "zzsleep_dst"),
+        ("serializing", "zzsleep_dse"),
+    ] {
         let sleep = tool_copy(dir.path(), "sleep", name);
         let fprocess = format!("{} 300", sleep.display());
-        let wd = start(&[("fprocess", fprocess.as_str()), ("mode", mode), ("exec_timeout", "120s")]).await;
+        let wd = start(&[
+            ("fprocess", fprocess.as_str()),
+            ("mode", mode),
+            ("exec_timeout", "120s"),
+        ])
+        .await;
         let mut stream = TcpStream::connect(wd.addr).await.unwrap();
-        stream.write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n").await.unwrap();
+        stream
+            .write_all(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+            .await
+            .unwrap();
         eventually("process started", || processes_named(name).0 == 1).await;
         drop(stream);
-        eventually("process killed and reaped", || processes_named(name) == (0, 0)).await;
+        eventually("process killed and reaped", || {
+            processes_named(name) == (0, 0)
+        })
+        .await;
         eventually("no zombie child", || zombie_children() == 0).await;
         eventually("nothing in flight", || wd.health.in_flight() == 0).await;
         wd.stop().await.unwrap();
@@ -202,12 +294,24 @@ async fn metrics_listener_serves_prometheus_text() {
     for _ in 0..3 {
         post(format!("http://{addr}/").parse().unwrap(), "x").await;
     }
-    let text = get(format!("http://{metrics}/metrics").parse().unwrap()).await.text();
-    assert!(text.contains("http_requests_total{code=\"200\",method=\"post\"} 3"), "{text}");
+    let text = get(format!("http://{metrics}/metrics").parse().unwrap())
+        .await
+        .text();
+    assert!(
+        text.contains("http_requests_total{code=\"200\",method=\"post\"} 3"),
+        "{text}"
+    );
     assert!(text.contains("http_requests_in_flight 0"), "{text}");
-    assert!(text.contains("http_request_duration_seconds_count{code=\"200\",method=\"post\"} 3"), "{text}");
+    assert!(
+        text.contains("http_request_duration_seconds_count{code=\"200\",method=\"post\"} 3"),
+        "{text}"
+    );
     let _ = tx.send(());
-    tokio::time::timeout(LONG, task).await.unwrap().unwrap().unwrap();
+    tokio::time::timeout(LONG, task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -215,7 +319,10 @@ async fn many_watchdogs_run_in_one_process() {
     let mut running = Vec::new();
     for i in 0..4 {
         let value = format!("replica-{i}");
-        let config = vars(&[("fprocess", "printenv REPLICA"), ("REPLICA", value.as_str())]);
+        let config = vars(&[
+            ("fprocess", "printenv REPLICA"),
+            ("REPLICA", value.as_str()),
+        ]);
         running.push(start_config(config).await);
     }
     for (i, wd) in running.iter().enumerate() {

@@ -35,13 +35,23 @@ async fn classic_maps_request_to_http_env_as_the_classic_watchdog() {
         "Http_ContentLength=4",
         "MY_SETTING=from-function-env",
     ] {
-        assert!(env.lines().any(|l| l == expected), "missing {expected} in:\n{env}");
+        assert!(
+            env.lines().any(|l| l == expected),
+            "missing {expected} in:\n{env}"
+        );
     }
-    assert!(env.lines().any(|l| l.starts_with("Http_Host=127.0.0.1:")), "{env}");
+    assert!(
+        env.lines().any(|l| l.starts_with("Http_Host=127.0.0.1:")),
+        "{env}"
+    );
     // The classic watchdog echoes the request's content type; the call id is passed through.
     assert_eq!(answer.header("content-type"), Some("text/plain"));
     assert_eq!(answer.header("x-call-id"), Some("call-123"));
-    let secs: f64 = answer.header("x-duration-seconds").unwrap().parse().unwrap();
+    let secs: f64 = answer
+        .header("x-duration-seconds")
+        .unwrap()
+        .parse()
+        .unwrap();
     assert!(secs >= 0.0);
     wd.stop().await.unwrap();
 }
@@ -59,11 +69,16 @@ async fn classic_combines_output_and_fails_with_500() {
 
     // combine_output=false: stderr goes to the logs, not the response.
     let sink = Arc::new(Collect::default());
-    let config = vars(&[("fprocess", fprocess.as_str()), ("combine_output", "false")]).with_log_sink(sink.clone());
+    let config = vars(&[("fprocess", fprocess.as_str()), ("combine_output", "false")])
+        .with_log_sink(sink.clone());
     let wd = start_config(config).await;
     let answer = post(wd.url("/"), "input\n").await;
     assert_eq!(answer.text(), "input\n");
-    eventually("stderr line in the log sink", || sink.lines().contains(&(LogStream::Stderr, "to-stderr".to_owned()))).await;
+    eventually("stderr line in the log sink", || {
+        sink.lines()
+            .contains(&(LogStream::Stderr, "to-stderr".to_owned()))
+    })
+    .await;
     wd.stop().await.unwrap();
 
     let failing = script(dir.path(), "fail.sh", "echo partial; exit 3");
@@ -77,7 +92,12 @@ async fn classic_combines_output_and_fails_with_500() {
 
 #[tokio::test]
 async fn classic_marshal_request_and_content_type_override() {
-    let wd = start(&[("fprocess", "cat"), ("marshal_request", "true"), ("content_type", "application/json")]).await;
+    let wd = start(&[
+        ("fprocess", "cat"),
+        ("marshal_request", "true"),
+        ("content_type", "application/json"),
+    ])
+    .await;
     let req = Request::post(wd.url("/"))
         .header("Content-Type", "text/plain")
         .body(Full::new(Bytes::from_static(b"hi")))
@@ -97,7 +117,10 @@ async fn serializing_mode_buffers_stdout_with_of_watchdog_defaults() {
     let answer = post(wd.url("/"), "12345").await;
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text().trim(), "5");
-    assert_eq!(answer.header("content-type"), Some("application/octet-stream"));
+    assert_eq!(
+        answer.header("content-type"),
+        Some("application/octet-stream")
+    );
     wd.stop().await.unwrap();
 
     let dir = tempfile::tempdir().unwrap();
@@ -106,7 +129,11 @@ async fn serializing_mode_buffers_stdout_with_of_watchdog_defaults() {
     let wd = start(&[("fprocess", fprocess.as_str()), ("mode", "serializing")]).await;
     let answer = post(wd.url("/"), "").await;
     assert_eq!(answer.status, 500);
-    assert!(answer.text().starts_with("exit status 2"), "{}", answer.text());
+    assert!(
+        answer.text().starts_with("exit status 2"),
+        "{}",
+        answer.text()
+    );
     wd.stop().await.unwrap();
 }
 
@@ -114,7 +141,11 @@ async fn serializing_mode_buffers_stdout_with_of_watchdog_defaults() {
 async fn streaming_mode_streams_both_ways() {
     let dir = tempfile::tempdir().unwrap();
     // Answers before its input is complete: only possible if both directions stream.
-    let chat = script(dir.path(), "chat.sh", "echo ready; read line; echo \"got $line\"");
+    let chat = script(
+        dir.path(),
+        "chat.sh",
+        "echo ready; read line; echo \"got $line\"",
+    );
     let fprocess = format!("sh {}", chat.display());
     let wd = start(&[("fprocess", fprocess.as_str()), ("mode", "streaming")]).await;
 
@@ -124,15 +155,30 @@ async fn streaming_mode_streams_both_ways() {
     let req = Request::post(wd.url("/")).body(body).unwrap();
     let client = hyper_util::client::legacy::Client::builder(hyper_util::rt::TokioExecutor::new())
         .build(hyper_util::client::legacy::connect::HttpConnector::new());
-    let resp = tokio::time::timeout(LONG, client.request(req)).await.unwrap().unwrap();
+    let resp = tokio::time::timeout(LONG, client.request(req))
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(resp.status(), 200);
     assert_eq!(resp.headers()["content-type"], "application/octet-stream");
     let mut body = resp.into_body();
-    let first = tokio::time::timeout(LONG, body.frame()).await.unwrap().unwrap().unwrap().into_data().unwrap();
+    let first = tokio::time::timeout(LONG, body.frame())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+        .into_data()
+        .unwrap();
     assert_eq!(&first[..], b"ready\n");
-    tx.send(Ok(Frame::data(Bytes::from_static(b"hello\n")))).await.unwrap();
+    tx.send(Ok(Frame::data(Bytes::from_static(b"hello\n"))))
+        .await
+        .unwrap();
     drop(tx);
-    let rest = tokio::time::timeout(LONG, body.collect()).await.unwrap().unwrap().to_bytes();
+    let rest = tokio::time::timeout(LONG, body.collect())
+        .await
+        .unwrap()
+        .unwrap()
+        .to_bytes();
     assert_eq!(&rest[..], b"got hello\n");
     wd.stop().await.unwrap();
 }
@@ -155,7 +201,12 @@ async fn streaming_mode_exit_codes() {
 async fn http_mode_proxies_with_keep_alive_and_passes_headers() {
     let up = upstream().await;
     let url = up.url();
-    let wd = start(&[("fprocess", "sleep 300"), ("mode", "http"), ("upstream_url", url.as_str())]).await;
+    let wd = start(&[
+        ("fprocess", "sleep 300"),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+    ])
+    .await;
     let client = client();
     for i in 0..5 {
         let req = Request::put(wd.url(&format!("/p/{i}?q={i}")))
@@ -163,7 +214,10 @@ async fn http_mode_proxies_with_keep_alive_and_passes_headers() {
             .header("Host", "my-function")
             .body(Full::new(Bytes::from(format!("payload {i}"))))
             .unwrap();
-        let resp = tokio::time::timeout(LONG, client.request(req)).await.unwrap().unwrap();
+        let resp = tokio::time::timeout(LONG, client.request(req))
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(resp.status(), 200);
         let h = resp.headers().clone();
         assert_eq!(h["x-echo-method"], "PUT");
@@ -187,17 +241,30 @@ async fn http_mode_proxies_with_keep_alive_and_passes_headers() {
 async fn http_mode_timeouts_give_504_and_x_timeout_is_honoured() {
     let up = upstream().await;
     let url = up.url();
-    let wd = start(&[("fprocess", "sleep 300"), ("mode", "http"), ("upstream_url", url.as_str()), ("exec_timeout", "60s")])
-        .await;
-    let req = Request::get(wd.url("/slow")).header("X-Timeout", "200ms").body(Full::default()).unwrap();
+    let wd = start(&[
+        ("fprocess", "sleep 300"),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+        ("exec_timeout", "60s"),
+    ])
+    .await;
+    let req = Request::get(wd.url("/slow"))
+        .header("X-Timeout", "200ms")
+        .body(Full::default())
+        .unwrap();
     let answer = send(req).await;
     assert_eq!(answer.status, 504);
     assert!(answer.is_internal());
     assert_eq!(answer.text().lines().count(), 1);
     wd.stop().await.unwrap();
 
-    let wd = start(&[("fprocess", "sleep 300"), ("mode", "http"), ("upstream_url", url.as_str()), ("exec_timeout", "300ms")])
-        .await;
+    let wd = start(&[
+        ("fprocess", "sleep 300"),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+        ("exec_timeout", "300ms"),
+    ])
+    .await;
     let answer = get(wd.url("/slow")).await;
     assert_eq!(answer.status, 504);
     assert!(answer.is_internal());
@@ -211,13 +278,21 @@ async fn http_mode_holds_requests_until_the_upstream_accepts() {
     let addr = reserved.local_addr().unwrap();
     drop(reserved);
     let url = format!("http://{addr}");
-    let wd = start(&[("fprocess", "sleep 300"), ("mode", "http"), ("upstream_url", url.as_str()), ("exec_timeout", "20s")])
-        .await;
+    let wd = start(&[
+        ("fprocess", "sleep 300"),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+        ("exec_timeout", "20s"),
+    ])
+    .await;
     assert_eq!(get(wd.url("/_/health")).await.status, 503);
     assert_eq!(get(wd.url("/_/ready")).await.status, 503);
     let pending = tokio::spawn(post(wd.url("/held"), "held body"));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!pending.is_finished(), "request must be held, not failed, while the function boots");
+    assert!(
+        !pending.is_finished(),
+        "request must be held, not failed, while the function boots"
+    );
     let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
     let _up = upstream_on(listener, Arc::new(AtomicReady::default())).await;
     let answer = tokio::time::timeout(LONG, pending).await.unwrap().unwrap();
@@ -231,12 +306,23 @@ async fn http_mode_holds_requests_until_the_upstream_accepts() {
 async fn http_mode_unreachable_upstream_gives_502() {
     let up = upstream().await;
     let url = up.url();
-    let wd = start(&[("fprocess", "sleep 300"), ("mode", "http"), ("upstream_url", url.as_str())]).await;
+    let wd = start(&[
+        ("fprocess", "sleep 300"),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+    ])
+    .await;
     eventually("ready", || wd.health.is_ready()).await;
     drop(up);
     // Let the aborted upstream's listener close.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let answer = send(Request::get(wd.url("/")).header("Connection", "close").body(Full::default()).unwrap()).await;
+    let answer = send(
+        Request::get(wd.url("/"))
+            .header("Connection", "close")
+            .body(Full::default())
+            .unwrap(),
+    )
+    .await;
     assert_eq!(answer.status, 502, "{}", answer.text());
     assert!(answer.is_internal());
     assert_eq!(answer.text().lines().count(), 1);
@@ -250,7 +336,12 @@ async fn http_mode_upstream_exit_stops_the_watchdog_with_an_error() {
     let fprocess = format!("sh {}", crash.display());
     let up = upstream().await;
     let url = up.url();
-    let wd = start(&[("fprocess", fprocess.as_str()), ("mode", "http"), ("upstream_url", url.as_str())]).await;
+    let wd = start(&[
+        ("fprocess", fprocess.as_str()),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+    ])
+    .await;
     let result = tokio::time::timeout(LONG, wd.task).await.unwrap().unwrap();
     match result {
         Err(Error::UpstreamExited { status }) => assert_eq!(status.code(), Some(4)),
@@ -261,13 +352,21 @@ async fn http_mode_upstream_exit_stops_the_watchdog_with_an_error() {
 #[tokio::test]
 async fn http_mode_logs_the_function_stdout_and_stderr() {
     let dir = tempfile::tempdir().unwrap();
-    let talk = script(dir.path(), "talk.sh", "echo out-line; echo err-line >&2; exec sleep 300");
+    let talk = script(
+        dir.path(),
+        "talk.sh",
+        "echo out-line; echo err-line >&2; exec sleep 300",
+    );
     let fprocess = format!("sh {}", talk.display());
     let up = upstream().await;
     let url = up.url();
     let sink = Arc::new(Collect::default());
-    let config = vars(&[("fprocess", fprocess.as_str()), ("mode", "http"), ("upstream_url", url.as_str())])
-        .with_log_sink(sink.clone());
+    let config = vars(&[
+        ("fprocess", fprocess.as_str()),
+        ("mode", "http"),
+        ("upstream_url", url.as_str()),
+    ])
+    .with_log_sink(sink.clone());
     let wd = start_config(config).await;
     eventually("both lines logged", || {
         let lines = sink.lines();
@@ -289,10 +388,16 @@ async fn static_mode_serves_files_under_static_path() {
     let index = get(wd.url("/")).await;
     assert_eq!(index.status, 200);
     assert_eq!(index.text(), "<h1>hi</h1>");
-    assert_eq!(index.header("content-type"), Some("text/html; charset=utf-8"));
+    assert_eq!(
+        index.header("content-type"),
+        Some("text/html; charset=utf-8")
+    );
     let data = get(wd.url("/sub/data.txt")).await;
     assert_eq!(data.text(), "data");
-    assert_eq!(data.header("content-type"), Some("text/plain; charset=utf-8"));
+    assert_eq!(
+        data.header("content-type"),
+        Some("text/plain; charset=utf-8")
+    );
     assert_eq!(get(wd.url("/missing")).await.status, 404);
     assert_eq!(get(wd.url("/sub/..%2f..%2fetc/passwd")).await.status, 404);
     assert_eq!(post(wd.url("/"), "x").await.status, 405);

@@ -37,7 +37,14 @@ const PATIENCE: Duration = Duration::from_secs(120);
 /// Pause between polls of the function.
 const POLL: Duration = Duration::from_millis(10);
 /// Healthcheck timing given to the CLI floor, as the provider sets it (`SwarmConfig::health_interval`).
-const HEALTH_FLAGS: [&str; 6] = ["--health-interval", "1s", "--health-timeout", "2s", "--health-retries", "3"];
+const HEALTH_FLAGS: [&str; 6] = [
+    "--health-interval",
+    "1s",
+    "--health-timeout",
+    "2s",
+    "--health-retries",
+    "3",
+];
 
 /// The `swarm` scenario.
 #[derive(Debug, Clone, Copy)]
@@ -69,18 +76,46 @@ impl Scenario for Swarm {
         let cli_deploy = median(&samples.cli_deploy);
         let cli_scale = median(&samples.cli_scale);
         let run = median(&samples.docker_run);
-        bench.figure(Figure::new("deploy -> first success, faas up --provider swarm (median)", faas_deploy, Unit::Millis));
-        bench.figure(Figure::new("deploy -> first success, docker service create -d (median)", cli_deploy, Unit::Millis));
-        bench.figure(Figure::new("scale 0->1 -> first success, faas (median)", faas_scale, Unit::Millis));
-        bench.figure(Figure::new("scale 0->1 -> first success, docker service scale -d (median)", cli_scale, Unit::Millis));
-        bench.figure(Figure::new("docker run -d -> first success (median)", run, Unit::Millis));
+        bench.figure(Figure::new(
+            "deploy -> first success, faas up --provider swarm (median)",
+            faas_deploy,
+            Unit::Millis,
+        ));
+        bench.figure(Figure::new(
+            "deploy -> first success, docker service create -d (median)",
+            cli_deploy,
+            Unit::Millis,
+        ));
+        bench.figure(Figure::new(
+            "scale 0->1 -> first success, faas (median)",
+            faas_scale,
+            Unit::Millis,
+        ));
+        bench.figure(Figure::new(
+            "scale 0->1 -> first success, docker service scale -d (median)",
+            cli_scale,
+            Unit::Millis,
+        ));
+        bench.figure(Figure::new(
+            "docker run -d -> first success (median)",
+            run,
+            Unit::Millis,
+        ));
         bench.figure(
-            Figure::new("deploy: faas vs docker CLI floor", faas_deploy / cli_deploy, Unit::Ratio)
-                .target(Bound::AtMost(1.2)),
+            Figure::new(
+                "deploy: faas vs docker CLI floor",
+                faas_deploy / cli_deploy,
+                Unit::Ratio,
+            )
+            .target(Bound::AtMost(1.2)),
         );
         bench.figure(
-            Figure::new("scale 0->1: faas vs docker CLI floor", faas_scale / cli_scale, Unit::Ratio)
-                .target(Bound::AtMost(1.2)),
+            Figure::new(
+                "scale 0->1: faas vs docker CLI floor",
+                faas_scale / cli_scale,
+                Unit::Ratio,
+            )
+            .target(Bound::AtMost(1.2)),
         );
         for (what, values) in [
             ("faas deploy", &samples.faas_deploy),
@@ -120,35 +155,77 @@ async fn rounds(
         let start = Instant::now();
         system(addr, Method::POST, "/system/functions", &body).await?;
         let path = format!("/function/{name}");
-        first_success(addr, &path, Some(gateway)).await.with_context(|| format!("deploying {name}"))?;
+        first_success(addr, &path, Some(gateway))
+            .await
+            .with_context(|| format!("deploying {name}"))?;
         samples.faas_deploy.push(ms(start));
         let scale = |n: u32| serde_json::json!({"serviceName": name, "replicas": n});
-        system(addr, Method::POST, &format!("/system/scale-function/{name}"), &scale(0)).await?;
+        system(
+            addr,
+            Method::POST,
+            &format!("/system/scale-function/{name}"),
+            &scale(0),
+        )
+        .await?;
         containers_gone(&name).await?;
         let start = Instant::now();
-        system(addr, Method::POST, &format!("/system/scale-function/{name}"), &scale(1)).await?;
-        first_success(addr, &path, Some(gateway)).await.with_context(|| format!("scaling {name} from 0"))?;
+        system(
+            addr,
+            Method::POST,
+            &format!("/system/scale-function/{name}"),
+            &scale(1),
+        )
+        .await?;
+        first_success(addr, &path, Some(gateway))
+            .await
+            .with_context(|| format!("scaling {name} from 0"))?;
         samples.faas_scale.push(ms(start));
-        system(addr, Method::DELETE, "/system/functions", &serde_json::json!({"functionName": name})).await?;
+        system(
+            addr,
+            Method::DELETE,
+            "/system/functions",
+            &serde_json::json!({"functionName": name}),
+        )
+        .await?;
 
         // (c) and (d): the docker CLI with the same spec
         let name = format!("fb{run_id}-cli{round}");
         let port = process::free_port()?;
         let publish = format!("mode=host,target=8080,published={port}");
         let start = Instant::now();
-        let mut create = vec!["service", "create", "-d", "--quiet", "--name", &name, "--network", network];
-        create.extend(["--endpoint-mode", "dnsrr", "--publish", &publish, "--env", "fprocess=cat"]);
+        let mut create = vec![
+            "service",
+            "create",
+            "-d",
+            "--quiet",
+            "--name",
+            &name,
+            "--network",
+            network,
+        ];
+        create.extend([
+            "--endpoint-mode",
+            "dnsrr",
+            "--publish",
+            &publish,
+            "--env",
+            "fprocess=cat",
+        ]);
         create.extend(HEALTH_FLAGS);
         create.push(IMAGE);
         docker(&create).await?;
         let direct = process::loopback(port);
-        first_success(direct, "/", None).await.with_context(|| format!("docker service create {name}"))?;
+        first_success(direct, "/", None)
+            .await
+            .with_context(|| format!("docker service create {name}"))?;
         samples.cli_deploy.push(ms(start));
         docker(&["service", "scale", "-d", &format!("{name}=0")]).await?;
         containers_gone(&name).await?;
         let start = Instant::now();
         docker(&["service", "scale", "-d", &format!("{name}=1")]).await?;
-        first_success(direct, "/", None).await.with_context(|| format!("docker service scale {name}"))?;
+        first_success(direct, "/", None)
+            .await
+            .with_context(|| format!("docker service scale {name}"))?;
         samples.cli_scale.push(ms(start));
         docker(&["service", "rm", &name]).await?;
 
@@ -156,8 +233,19 @@ async fn rounds(
         let name = format!("fb{run_id}-run{round}");
         let port = process::free_port()?;
         let start = Instant::now();
-        docker(&["run", "-d", "--name", &name, "-p", &format!("127.0.0.1:{port}:8080"), IMAGE]).await?;
-        first_success(process::loopback(port), "/", None).await.with_context(|| format!("docker run {name}"))?;
+        docker(&[
+            "run",
+            "-d",
+            "--name",
+            &name,
+            "-p",
+            &format!("127.0.0.1:{port}:8080"),
+            IMAGE,
+        ])
+        .await?;
+        first_success(process::loopback(port), "/", None)
+            .await
+            .with_context(|| format!("docker run {name}"))?;
         samples.docker_run.push(ms(start));
         docker(&["rm", "-f", &name]).await?;
         eprintln!(
@@ -197,7 +285,9 @@ async fn preflight() -> anyhow::Result<()> {
     }
     docker(&["image", "inspect", "--format", "{{.Id}}", IMAGE])
         .await
-        .with_context(|| format!("image {IMAGE} is missing: run scripts/build-images.sh fwatchdog"))?;
+        .with_context(|| {
+            format!("image {IMAGE} is missing: run scripts/build-images.sh fwatchdog")
+        })?;
     Ok(())
 }
 
@@ -214,22 +304,43 @@ async fn start_gateway(bench: &Bench, network: &str) -> anyhow::Result<(Proc, So
     Ok((proc, addr))
 }
 
-async fn system(addr: SocketAddr, method: Method, path: &str, body: &serde_json::Value) -> anyhow::Result<()> {
-    let answer = crate::http::request(addr, method.clone(), path, Bytes::from(serde_json::to_vec(body)?)).await?;
+async fn system(
+    addr: SocketAddr,
+    method: Method,
+    path: &str,
+    body: &serde_json::Value,
+) -> anyhow::Result<()> {
+    let answer = crate::http::request(
+        addr,
+        method.clone(),
+        path,
+        Bytes::from(serde_json::to_vec(body)?),
+    )
+    .await?;
     if !answer.is_success() {
-        bail!("{method} {path}: status {} {}", answer.status, answer.text());
+        bail!(
+            "{method} {path}: status {} {}",
+            answer.status,
+            answer.text()
+        );
     }
     Ok(())
 }
 
 /// Polls `POST path` every [`POLL`] until it answers 2xx (bounded by [`PATIENCE`]).
-async fn first_success(addr: SocketAddr, path: &str, mut alive: Option<&mut Proc>) -> anyhow::Result<()> {
+async fn first_success(
+    addr: SocketAddr,
+    path: &str,
+    mut alive: Option<&mut Proc>,
+) -> anyhow::Result<()> {
     let deadline = Instant::now() + PATIENCE;
     loop {
         if let Some(proc) = alive.as_deref_mut() {
             proc.check_alive()?;
         }
-        let last = match crate::http::request(addr, Method::POST, path, Bytes::from_static(b"ping")).await {
+        let last = match crate::http::request(addr, Method::POST, path, Bytes::from_static(b"ping"))
+            .await
+        {
             Ok(answer) if answer.is_success() => return Ok(()),
             Ok(answer) => format!("status {} {}", answer.status, answer.text()),
             Err(e) => format!("{e:#}"),
@@ -264,7 +375,11 @@ async fn docker(args: &[&str]) -> anyhow::Result<String> {
         .with_context(|| format!("docker {} took over {PATIENCE:?}", args.join(" ")))?
         .with_context(|| "cannot run docker".to_owned())?;
     if !output.status.success() {
-        bail!("docker {}: {}", args.join(" "), String::from_utf8_lossy(&output.stderr).trim());
+        bail!(
+            "docker {}: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
     }
     Ok(String::from_utf8_lossy(&output.stdout).into_owned())
 }
@@ -272,7 +387,9 @@ async fn docker(args: &[&str]) -> anyhow::Result<String> {
 /// Removes whatever a failed run left: its services, containers and network.
 async fn cleanup(network: &str, run_id: u32) {
     let prefix = format!("fb{run_id}-");
-    if let Ok(services) = docker(&["service", "ls", "-q", "--filter", &format!("name={prefix}")]).await {
+    if let Ok(services) =
+        docker(&["service", "ls", "-q", "--filter", &format!("name={prefix}")]).await
+    {
         for id in services.split_whitespace() {
             let _ = docker(&["service", "rm", id]).await;
         }

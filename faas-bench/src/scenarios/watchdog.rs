@@ -179,6 +179,13 @@ impl Watchdog {
         }
         let name = format!("fwatchdog-{}", mode.unwrap_or("fork"));
         let mut wd = start_watchdog(bench, &name, &env).await?;
+        tokio::time::sleep(SETTLE).await;
+        let idle = wd.proc.memory()?;
+        bench.figure(Figure::new(
+            format!("fwatchdog idle RSS ({})", mode.unwrap_or("fork mode")),
+            idle.rss_kib as f64 * 1024.0,
+            Unit::Bytes,
+        ));
         let target = bench.target(wd.addr, "/");
         let watch = [Watch::of(&wd.proc)];
         for conns in bench.connections(&[1, 8, 16, 64]) {
@@ -187,6 +194,12 @@ impl Watchdog {
                 .await?;
         }
         wd.proc.check_alive()?;
+        let peak = wd.proc.memory()?;
+        bench.figure(Figure::new(
+            format!("fwatchdog peak RSS ({})", mode.unwrap_or("fork mode")),
+            peak.hwm_kib as f64 * 1024.0,
+            Unit::Bytes,
+        ));
         wd.proc.stop(GRACE).await;
         if let Some(case) = bench.report().case(series.id, 8) {
             let rps = case.rps;

@@ -90,10 +90,14 @@ impl DeployArgs {
             }
             d.env_vars.extend(self.env.iter().cloned());
             if !self.labels.is_empty() {
-                d.labels.get_or_insert_with(Default::default).extend(self.labels.iter().cloned());
+                d.labels
+                    .get_or_insert_with(Default::default)
+                    .extend(self.labels.iter().cloned());
             }
             if !self.annotations.is_empty() {
-                d.annotations.get_or_insert_with(Default::default).extend(self.annotations.iter().cloned());
+                d.annotations
+                    .get_or_insert_with(Default::default)
+                    .extend(self.annotations.iter().cloned());
             }
             for secret in &self.secrets {
                 if !d.secrets.contains(secret) {

@@ -37,9 +37,14 @@ pub async fn run(args: DescribeArgs) -> Result<()> {
 }
 
 fn render(f: &FunctionStatus, url: &str, async_url: &str) -> String {
-    let status = if f.available_replicas > 0 { "Ready" } else { "Not Ready" };
+    let status = if f.available_replicas > 0 {
+        "Ready"
+    } else {
+        "Not Ready"
+    };
     let mut out = String::new();
-    let mut line = |key: &str, value: &str| out.push_str(&format!("{:<20}{value}\n", format!("{key}:")));
+    let mut line =
+        |key: &str, value: &str| out.push_str(&format!("{:<20}{value}\n", format!("{key}:")));
     line("Name", &f.name);
     line("Namespace", &f.namespace);
     line("Status", status);
@@ -52,10 +57,17 @@ fn render(f: &FunctionStatus, url: &str, async_url: &str) -> String {
     line("Async URL", async_url);
     line("Created", &f.created_at.to_rfc3339());
     let map = |m: Option<&std::collections::BTreeMap<String, String>>| match m {
-        Some(m) if !m.is_empty() => m.iter().map(|(k, v)| format!("\n  {k}: {v}")).collect::<String>(),
+        Some(m) if !m.is_empty() => m
+            .iter()
+            .map(|(k, v)| format!("\n  {k}: {v}"))
+            .collect::<String>(),
         _ => " <none>".to_owned(),
     };
-    let env = if f.env_vars.is_empty() { None } else { Some(&f.env_vars) };
+    let env = if f.env_vars.is_empty() {
+        None
+    } else {
+        Some(&f.env_vars)
+    };
     out.push_str(&format!("Environment:{}\n", map(env)));
     out.push_str(&format!("Labels:{}\n", map(f.labels.as_ref())));
     out.push_str(&format!("Annotations:{}\n", map(f.annotations.as_ref())));
@@ -72,7 +84,9 @@ mod tests {
 
     #[test]
     fn renders_every_field() {
-        let d = FunctionDeployment::new("echo", "img").with_env_process("cat").with_label("a", "b");
+        let d = FunctionDeployment::new("echo", "img")
+            .with_env_process("cat")
+            .with_label("a", "b");
         let mut f = FunctionStatus::from_deployment(&d, "openfaas-fn", 2, chrono::Utc::now());
         f.available_replicas = 2;
         let text = render(&f, "http://x/function/echo", "http://x/async-function/echo");

@@ -54,13 +54,27 @@ pub async fn run(args: ListArgs) -> Result<()> {
             })
             .collect();
         super::table(
-            &["Function", "Image", "Process", "Invocations", "Replicas", "Available", "CreatedAt"],
+            &[
+                "Function",
+                "Image",
+                "Process",
+                "Invocations",
+                "Replicas",
+                "Available",
+                "CreatedAt",
+            ],
             &rows,
         )
     } else {
         let rows: Vec<Vec<String>> = functions
             .iter()
-            .map(|f| vec![f.name.clone(), format!("{}", f.invocation_count), f.replicas.to_string()])
+            .map(|f| {
+                vec![
+                    f.name.clone(),
+                    format!("{}", f.invocation_count),
+                    f.replicas.to_string(),
+                ]
+            })
             .collect();
         super::table(&["Function", "Invocations", "Replicas"], &rows)
     };

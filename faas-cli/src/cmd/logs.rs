@@ -40,8 +40,7 @@ impl LogsArgs {
     /// # Errors
     /// [`Error::InvalidArgument`] when `--since` is neither a duration nor a time.
     pub fn request(&self) -> Result<LogRequest> {
-        let mut request =
-            LogRequest::new(&self.name, self.gateway.namespace().unwrap_or_default());
+        let mut request = LogRequest::new(&self.name, self.gateway.namespace().unwrap_or_default());
         request.tail = self.tail;
         request.follow = self.follow;
         request.instance = self.instance.clone();
@@ -60,7 +59,9 @@ fn parse_since(
         return Ok(time.with_timezone(&chrono::Utc));
     }
     let duration = parse_duration(since).map_err(|e| {
-        Error::InvalidArgument(format!("--since: {e}; give a duration (5m) or a time (2024-05-01T10:00:00Z)"))
+        Error::InvalidArgument(format!(
+            "--since: {e}; give a duration (5m) or a time (2024-05-01T10:00:00Z)"
+        ))
     })?;
     let duration = chrono::Duration::from_std(duration)
         .map_err(|_| Error::InvalidArgument("--since: duration too large".to_owned()))?;
@@ -82,7 +83,9 @@ pub async fn run(args: LogsArgs) -> Result<()> {
         } else {
             format!(
                 "{} {} ({}) {}",
-                message.timestamp.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+                message
+                    .timestamp
+                    .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
                 message.name,
                 message.instance,
                 message.text
@@ -104,10 +107,17 @@ mod tests {
 
     #[test]
     fn since_accepts_durations_and_times() {
-        let now = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z").unwrap().to_utc();
-        assert_eq!(parse_since("5m", now).unwrap().to_rfc3339(), "2024-05-01T09:55:00+00:00");
+        let now = chrono::DateTime::parse_from_rfc3339("2024-05-01T10:00:00Z")
+            .unwrap()
+            .to_utc();
         assert_eq!(
-            parse_since("2024-05-01T08:00:00Z", now).unwrap().to_rfc3339(),
+            parse_since("5m", now).unwrap().to_rfc3339(),
+            "2024-05-01T09:55:00+00:00"
+        );
+        assert_eq!(
+            parse_since("2024-05-01T08:00:00Z", now)
+                .unwrap()
+                .to_rfc3339(),
             "2024-05-01T08:00:00+00:00"
         );
         assert!(parse_since("yesterday", now).is_err());

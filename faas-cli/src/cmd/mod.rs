@@ -21,7 +21,9 @@ use crate::{Error, Result};
 pub(crate) fn print(text: &str) -> Result<()> {
     let mut out = std::io::stdout().lock();
     match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::io("writing to stdout", e)),
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(Error::io("writing to stdout", e))
+        }
         _ => Ok(()),
     }
 }
@@ -54,7 +56,10 @@ pub(crate) fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 mod tests {
     #[test]
     fn table_aligns_columns() {
-        let t = super::table(&["Function", "Replicas"], &[vec!["echo".into(), "1".into()]]);
+        let t = super::table(
+            &["Function", "Replicas"],
+            &[vec!["echo".into(), "1".into()]],
+        );
         assert_eq!(t, "Function  Replicas\necho      1\n");
     }
 }

@@ -55,6 +55,18 @@ fn duration_arg(s: &str) -> std::result::Result<Duration, String> {
     parse_duration(s)
 }
 
+/// A comma-separated list of HTTP status codes (`429,503`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCodes(pub Vec<u16>);
+
+impl std::str::FromStr for StatusCodes {
+    type Err = String;
+
+    fn from_str(s: &str) -> std::result::Result<Self, String> {
+        codes_arg(s).map(StatusCodes)
+    }
+}
+
 fn codes_arg(s: &str) -> std::result::Result<Vec<u16>, String> {
     s.split(',')
         .map(str::trim)
@@ -87,14 +99,17 @@ pub struct QueueArgs {
     #[arg(long, default_value = "2m", value_parser = duration_arg)]
     pub max_retry_wait: Duration,
     /// The function status codes that are retried.
-    #[arg(long, default_value = "408,429,500,502,503,504", value_parser = codes_arg)]
-    pub retry_http_codes: Vec<u16>,
+    #[arg(long, default_value = "408,429,500,502,503,504")]
+    pub retry_http_codes: StatusCodes,
     /// How long the records of finished asynchronous calls are kept.
     #[arg(long, default_value = "24h", value_parser = duration_arg)]
     pub records_retention: Duration,
     /// How long a call may run without reporting progress before the queue delivers it again.
     #[arg(long, default_value = "60s", value_parser = duration_arg)]
     pub queue_ack_wait: Duration,
+    /// With a NATS queue: the JetStream stream (several platforms can share one server).
+    #[arg(long, env = "FAAS_NATS_STREAM", default_value = "FAAS_ASYNC")]
+    pub nats_stream: String,
 }
 
 impl QueueArgs {
@@ -104,7 +119,7 @@ impl QueueArgs {
             .with_max_attempts(self.max_retry_attempts)
             .with_initial_wait(self.initial_retry_wait)
             .with_max_wait(self.max_retry_wait)
-            .with_codes(self.retry_http_codes.iter().copied());
+            .with_codes(self.retry_http_codes.0.iter().copied());
         let progress = (self.queue_ack_wait / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
         WorkerConfig::default()
             .with_concurrency(self.queue_concurrency)
@@ -152,7 +167,10 @@ pub async fn open(args: &QueueArgs, data_dir: &Path) -> Result<AsyncParts> {
             Arc::new(queue)
         }
         QueueSpec::Nats(url) => {
-            let config = NatsQueueConfig::new(url.clone()).with_ack_wait(args.queue_ack_wait);
+            let mut config = NatsQueueConfig::new(url.clone()).with_ack_wait(args.queue_ack_wait);
+            if args.nats_stream != config.stream {
+                config = config.with_stream(args.nats_stream.clone());
+            }
             let queue = NatsQueue::connect(config)
                 .await
                 .map_err(|e| Error::Platform(faas_core::Error::from(e)))?;

@@ -48,7 +48,10 @@ pub async fn run(args: RemoveArgs) -> Result<()> {
         }
     }
     if failed > 0 {
-        return Err(Error::InvalidArgument(format!("{failed} of {} functions could not be removed", names.len())));
+        return Err(Error::InvalidArgument(format!(
+            "{failed} of {} functions could not be removed",
+            names.len()
+        )));
     }
     Ok(())
 }

@@ -24,6 +24,11 @@ pub struct ScaleArgs {
 /// When the gateway cannot be reached, the function does not exist (404) or the count is refused.
 pub async fn run(args: ScaleArgs) -> Result<()> {
     let client = args.gateway.client(None)?;
-    client.scale(&args.name, args.gateway.namespace(), args.replicas).await?;
-    super::print(&format!("scaled {} to {} replicas\n", args.name, args.replicas))
+    client
+        .scale(&args.name, args.gateway.namespace(), args.replicas)
+        .await?;
+    super::print(&format!(
+        "scaled {} to {} replicas\n",
+        args.name, args.replicas
+    ))
 }

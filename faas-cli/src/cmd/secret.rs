@@ -79,7 +79,11 @@ impl SecretValueArgs {
         };
         let mut secret = match String::from_utf8(bytes) {
             Ok(text) => Secret::new(&self.name, text),
-            Err(e) => Secret { name: self.name.clone(), raw_value: e.into_bytes(), ..Default::default() },
+            Err(e) => Secret {
+                name: self.name.clone(),
+                raw_value: e.into_bytes(),
+                ..Default::default()
+            },
         };
         secret.namespace = self.gateway.namespace().unwrap_or_default().to_owned();
         Ok(secret)
@@ -106,12 +110,17 @@ pub async fn run(args: SecretArgs) -> Result<()> {
         SecretCommand::List { gateway } => {
             let mut secrets = gateway.client(None)?.secrets(gateway.namespace()).await?;
             secrets.sort_by(|a, b| a.name.cmp(&b.name));
-            let rows: Vec<Vec<String>> =
-                secrets.into_iter().map(|s| vec![s.name, s.namespace]).collect();
+            let rows: Vec<Vec<String>> = secrets
+                .into_iter()
+                .map(|s| vec![s.name, s.namespace])
+                .collect();
             super::print(&super::table(&["Name", "Namespace"], &rows))
         }
         SecretCommand::Remove { gateway, name } => {
-            gateway.client(None)?.remove_secret(&name, gateway.namespace()).await?;
+            gateway
+                .client(None)?
+                .remove_secret(&name, gateway.namespace())
+                .await?;
             super::print(&format!("removed secret {name}\n"))
         }
     }

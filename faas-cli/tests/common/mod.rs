@@ -17,12 +17,19 @@ pub const READY: Duration = Duration::from_secs(60);
 
 /// The repository root (examples are relative to it).
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// A free loopback port (bound then released).
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// A running `faas up`.
@@ -86,17 +93,29 @@ impl Faas {
                 Err(_) => {
                     let _ = child.kill();
                     let _ = child.wait();
-                    panic!("faas up did not print its address; stderr:\n{}", std::fs::read_to_string(&log).unwrap_or_default());
+                    panic!(
+                        "faas up did not print its address; stderr:\n{}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
                 }
             }
         };
         // Keep draining stdout so the child never blocks on a full pipe.
         std::thread::spawn(move || while rx.recv().is_ok() {});
-        let auth = args.iter().position(|a| *a == "--auth").and_then(|i| args.get(i + 1)).map(|creds| {
-            let (u, p) = creds.split_once(':').unwrap();
-            (u.to_owned(), p.to_owned())
-        });
-        Faas { child: Some(child), url, log, auth }
+        let auth = args
+            .iter()
+            .position(|a| *a == "--auth")
+            .and_then(|i| args.get(i + 1))
+            .map(|creds| {
+                let (u, p) = creds.split_once(':').unwrap();
+                (u.to_owned(), p.to_owned())
+            });
+        Faas {
+            child: Some(child),
+            url,
+            log,
+            auth,
+        }
     }
 
     /// The process id.
@@ -120,30 +139,55 @@ impl Faas {
 
     /// `GET path` as JSON (panics on a non-2xx).
     pub async fn get_json(&self, path: &str) -> Value {
-        let response = self.request(reqwest::Method::GET, path).send().await.unwrap();
-        assert!(response.status().is_success(), "GET {path}: {}", response.status());
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .unwrap();
+        assert!(
+            response.status().is_success(),
+            "GET {path}: {}",
+            response.status()
+        );
         response.json().await.unwrap()
     }
 
     /// Deploys through `POST /system/functions`, asserting 2xx.
     pub async fn deploy(&self, deployment: Value) {
-        let response = self.request(reqwest::Method::POST, "/system/functions").json(&deployment).send().await.unwrap();
+        let response = self
+            .request(reqwest::Method::POST, "/system/functions")
+            .json(&deployment)
+            .send()
+            .await
+            .unwrap();
         let status = response.status();
-        assert!(status.is_success(), "deploy {deployment}: {status} {}", response.text().await.unwrap_or_default());
+        assert!(
+            status.is_success(),
+            "deploy {deployment}: {status} {}",
+            response.text().await.unwrap_or_default()
+        );
     }
 
     /// Waits until `name` has at least `replicas` available replicas, returning its status.
     pub async fn wait_available(&self, name: &str, replicas: u64) -> Value {
         let deadline = Instant::now() + READY;
         loop {
-            let response = self.request(reqwest::Method::GET, &format!("/system/function/{name}")).send().await.unwrap();
+            let response = self
+                .request(reqwest::Method::GET, &format!("/system/function/{name}"))
+                .send()
+                .await
+                .unwrap();
             if response.status().is_success() {
                 let status: Value = response.json().await.unwrap();
                 if status["availableReplicas"].as_u64().unwrap_or(0) >= replicas {
                     return status;
                 }
             }
-            assert!(Instant::now() < deadline, "{name} never had {replicas} replicas available; stderr:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "{name} never had {replicas} replicas available; stderr:\n{}",
+                self.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -153,16 +197,28 @@ impl Faas {
     pub async fn invoke_ok(&self, path: &str, body: &str) -> String {
         let deadline = Instant::now() + READY;
         loop {
-            let response = http_client().post(format!("{}/function/{path}", self.url)).body(body.to_owned()).send().await;
+            let response = http_client()
+                .post(format!("{}/function/{path}", self.url))
+                .body(body.to_owned())
+                .send()
+                .await;
             if let Ok(response) = response {
                 let status = response.status();
                 let text = response.text().await.unwrap_or_default();
                 if status == 200 {
                     return text;
                 }
-                assert!(Instant::now() < deadline, "invoking {path}: {status} {text}; stderr:\n{}", self.stderr());
+                assert!(
+                    Instant::now() < deadline,
+                    "invoking {path}: {status} {text}; stderr:\n{}",
+                    self.stderr()
+                );
             }
-            assert!(Instant::now() < deadline, "invoking {path} never succeeded; stderr:\n{}", self.stderr());
+            assert!(
+                Instant::now() < deadline,
+                "invoking {path} never succeeded; stderr:\n{}",
+                self.stderr()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -175,7 +231,11 @@ impl Faas {
     /// Runs a client command with `stdin` as its standard input.
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut command = Command::new(FAAS);
-        command.args(args).env("OPENFAAS_URL", &self.url).env_remove("FAAS_AUTH").current_dir(repo_root());
+        command
+            .args(args)
+            .env("OPENFAAS_URL", &self.url)
+            .env_remove("FAAS_AUTH")
+            .current_dir(repo_root());
         if let Some((u, p)) = &self.auth {
             command.env("FAAS_AUTH", format!("{u}:{p}"));
         }
@@ -195,7 +255,10 @@ impl Faas {
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("faas up did not stop on SIGTERM; stderr:\n{}", std::fs::read_to_string(&self.log).unwrap_or_default());
+                panic!(
+                    "faas up did not stop on SIGTERM; stderr:\n{}",
+                    std::fs::read_to_string(&self.log).unwrap_or_default()
+                );
             }
             std::thread::sleep(Duration::from_millis(50));
         }
@@ -214,7 +277,10 @@ impl Drop for Faas {
 /// Runs `command` with `stdin`, bounded in time.
 pub fn run(mut command: Command, stdin: &[u8]) -> Output {
     use std::io::Write;
-    command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    command
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = command.spawn().expect("run faas");
     let mut input = child.stdin.take().unwrap();
     let data = stdin.to_vec();
@@ -229,8 +295,14 @@ pub fn run(mut command: Command, stdin: &[u8]) -> Output {
     let output = match rx.recv_timeout(READY) {
         Ok(output) => output.unwrap(),
         Err(_) => {
-            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGKILL);
-            panic!("faas {:?} did not finish in time", command.get_args().collect::<Vec<_>>());
+            let _ = nix::sys::signal::kill(
+                nix::unistd::Pid::from_raw(pid as i32),
+                nix::sys::signal::Signal::SIGKILL,
+            );
+            panic!(
+                "faas {:?} did not finish in time",
+                command.get_args().collect::<Vec<_>>()
+            );
         }
     };
     let _ = writer.join();
@@ -240,7 +312,14 @@ pub fn run(mut command: Command, stdin: &[u8]) -> Output {
 /// A shared HTTP client.
 pub fn http_client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT.get_or_init(|| reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap()).clone()
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .unwrap()
+        })
+        .clone()
 }
 
 /// stdout as text.
@@ -256,7 +335,12 @@ pub fn stderr(output: &Output) -> String {
 /// Asserts the command succeeded and returns its stdout.
 #[track_caller]
 pub fn ok(output: &Output) -> String {
-    assert!(output.status.success(), "command failed: {}\nstdout: {}", stderr(output), stdout(output));
+    assert!(
+        output.status.success(),
+        "command failed: {}\nstdout: {}",
+        stderr(output),
+        stdout(output)
+    );
     stdout(output)
 }
 

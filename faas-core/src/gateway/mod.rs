@@ -213,9 +213,9 @@ impl GatewayBuilder {
             version: self.version,
         };
         let async_api = self.queue.map(|queue| {
-            let store = self.invocations.unwrap_or_else(|| {
-                Arc::new(crate::queue::records::MemoryInvocationStore::new())
-            });
+            let store = self
+                .invocations
+                .unwrap_or_else(|| Arc::new(crate::queue::records::MemoryInvocationStore::new()));
             async_invoke::AsyncApi::new(queue, store, api.provider.clone(), self.async_body_limit)
         });
         let router = router::GatewayRouter::new(api, invoker.clone(), async_api);
@@ -276,7 +276,7 @@ impl Gateway {
         let mut connections = tokio::task::JoinSet::new();
         let mut shutdown = std::pin::pin!(shutdown);
         loop {
-            let (stream, _peer) = tokio::select! {
+            let (stream, peer) = tokio::select! {
                 () = &mut shutdown => break,
                 accepted = listener.accept() => match accepted {
                     Ok(accepted) => accepted,
@@ -290,7 +290,17 @@ impl Gateway {
             };
             while connections.try_join_next().is_some() {}
             let _ = stream.set_nodelay(true);
-            let service = TowerToHyperService::new(self.clone());
+            // Handlers see the caller's address as axum's `ConnectInfo` (the proxy adds it to
+            // `X-Forwarded-For`).
+            let service = TowerToHyperService::new(tower::util::MapRequest::new(
+                self.clone(),
+                move |mut request: Request<hyper::body::Incoming>| {
+                    request
+                        .extensions_mut()
+                        .insert(axum::extract::ConnectInfo(peer));
+                    request
+                },
+            ));
             let mut stop = stop_rx.clone();
             connections.spawn(async move {
                 let conn = hyper::server::conn::http1::Builder::new()

@@ -1,10 +1,13 @@
 //! The `/function/{name}[.{namespace}][/{rest..}]` route: hands the call to the [`Invoker`].
 
 use std::convert::Infallible;
+use std::net::{IpAddr, SocketAddr};
 use std::task::{Context, Poll};
 
+use axum::extract::ConnectInfo;
 use bytes::Bytes;
 use futures::future::BoxFuture;
+use http::header::{HeaderName, HeaderValue};
 use http::{Request, Response, Uri};
 
 use super::error::error_response;
@@ -53,6 +56,19 @@ pub fn parse_function_path(prefix: &str, uri: &Uri) -> Result<FunctionTarget> {
     })
 }
 
+/// Appends the caller's address to `X-Forwarded-For`, as a reverse proxy does.
+fn append_forwarded_for(headers: &mut http::HeaderMap, ip: IpAddr) {
+    let value = match headers.get(X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+        Some(previous) if !previous.trim().is_empty() => format!("{previous}, {ip}"),
+        _ => ip.to_string(),
+    };
+    if let Ok(value) = HeaderValue::try_from(value) {
+        headers.insert(X_FORWARDED_FOR, value);
+    }
+}
+
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+
 /// The service behind `/function/`: parses the target and calls the [`Invoker`]; errors become
 /// responses ([`error_response`]).
 #[derive(Clone, Debug)]
@@ -89,6 +105,9 @@ where
                 parts.uri = target.path_and_query.parse().map_err(|e| {
                     Error::new(ErrorKind::InvalidInput, "invalid function path").with_source(e)
                 })?;
+                if let Some(ConnectInfo(peer)) = parts.extensions.get::<ConnectInfo<SocketAddr>>() {
+                    append_forwarded_for(&mut parts.headers, peer.ip());
+                }
                 let request = Request::from_parts(parts, Body::new(body));
                 invoker
                     .invoke(&target.name, &target.namespace, request)
@@ -106,6 +125,15 @@ mod tests {
 
     fn parse(uri: &str) -> Result<FunctionTarget> {
         parse_function_path("function", &uri.parse().unwrap())
+    }
+
+    #[test]
+    fn forwarded_for_is_appended() {
+        let mut headers = http::HeaderMap::new();
+        append_forwarded_for(&mut headers, "10.0.0.1".parse().unwrap());
+        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1");
+        append_forwarded_for(&mut headers, "127.0.0.1".parse().unwrap());
+        assert_eq!(headers[X_FORWARDED_FOR], "10.0.0.1, 127.0.0.1");
     }
 
     #[test]

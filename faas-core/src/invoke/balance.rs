@@ -175,6 +175,16 @@ pub(super) struct Functions {
 }
 
 impl Functions {
+    /// The state of `key` if it exists.
+    pub(super) fn cached(&self, key: &str) -> Option<Arc<FunctionState>> {
+        self.map
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+            .cloned()
+    }
+
+    /// The state of `key`, created when missing.
     pub(super) fn get(&self, key: &str) -> Arc<FunctionState> {
         if let Some(state) = self.map.read().unwrap_or_else(|e| e.into_inner()).get(key) {
             return state.clone();

@@ -231,9 +231,16 @@ impl Invoker {
         } else {
             namespace
         };
-        FunctionName::new(name)?;
-        Namespace::new(namespace)?;
         let key = format!("{name}.{namespace}");
+        let state = match inner.functions.cached(&key) {
+            Some(state) => state,
+            None => {
+                // Only names that were valid once are cached: validate on a miss.
+                FunctionName::new(name)?;
+                Namespace::new(namespace)?;
+                inner.functions.get(&key)
+            }
+        };
         let started = Instant::now();
         let start_nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -244,8 +251,13 @@ impl Invoker {
         strip_hop_by_hop(&mut parts.headers);
         let call_id = match parts.headers.get(X_CALL_ID) {
             Some(id) if !id.is_empty() => id.clone(),
-            _ => HeaderValue::try_from(uuid::Uuid::new_v4().to_string())
-                .expect("uuid is a header value"),
+            // A v4 UUID from the thread-local generator: no system call per request.
+            _ => HeaderValue::try_from(
+                uuid::Builder::from_random_bytes(rand::random())
+                    .into_uuid()
+                    .to_string(),
+            )
+            .expect("uuid is a header value"),
         };
         parts.headers.insert(X_CALL_ID, call_id.clone());
         let start_value = HeaderValue::from(start_nanos as u64);
@@ -261,7 +273,6 @@ impl Invoker {
             None => http::uri::PathAndQuery::from_static("/"),
         };
 
-        let state = inner.functions.get(&key);
         let (first, slot) = body::Reclaimable::new(body);
         let mut request_body = Some(first);
         let mut tried: Vec<String> = Vec::new();

@@ -461,6 +461,7 @@ async fn handle(
         ("x-call-id", "x-seen-call-id"),
         ("x-start-time", "x-seen-start-time"),
         ("x-custom", "x-seen-custom"),
+        ("x-forwarded-for", "x-seen-forwarded-for"),
     ] {
         if let Some(value) = request.headers().get(name) {
             builder = builder.header(seen, value.clone());

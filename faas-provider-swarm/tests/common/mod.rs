@@ -2,7 +2,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -29,33 +29,112 @@ pub fn run_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..8].to_owned()
 }
 
-/// Makes sure the images exist, building the missing ones with `scripts/build-images.sh`.
+/// Makes sure the images exist. A missing one is built from the static binaries and the build
+/// context `scripts/build-images.sh` prepares (`CONTEXT_ONLY`), through bollard's build API.
 pub async fn ensure_images(images: &[&str]) {
     let docker = Docker::connect_with_defaults().expect("docker client");
     let mut missing = Vec::new();
     for image in images {
         if docker.inspect_image(image).await.is_err() {
-            let short = image
-                .trim_start_matches("faas-rs/")
-                .trim_end_matches(":dev");
+            let short = image.trim_start_matches("faas-rs/").trim_end_matches(":dev");
             missing.push(short.to_owned());
         }
     }
     if missing.is_empty() {
         return;
     }
+    let contexts = std::env::temp_dir().join(format!("faas-swarm-contexts-{}", run_id()));
     let status = Command::new(root().join("scripts/build-images.sh"))
         .args(&missing)
-        .env(
-            "PROFILE",
-            std::env::var("PROFILE").unwrap_or_else(|_| "dev".into()),
-        )
+        .env("PROFILE", std::env::var("PROFILE").unwrap_or_else(|_| "dev".into()))
+        .env("CONTEXT_ONLY", &contexts)
         .status()
         .expect("run scripts/build-images.sh");
-    assert!(
-        status.success(),
-        "scripts/build-images.sh {missing:?} failed"
-    );
+    assert!(status.success(), "scripts/build-images.sh {missing:?} failed");
+    for name in &missing {
+        build_image(&docker, &format!("faas-rs/{name}:dev"), &contexts.join(name)).await;
+    }
+    let _ = std::fs::remove_dir_all(&contexts);
+}
+
+/// Builds `context` (a directory with a Dockerfile) as `tag` through the engine's build API.
+pub async fn build_image(docker: &Docker, tag: &str, context: &Path) {
+    use futures::StreamExt;
+    let tar = tar_directory(context).expect("tar the build context");
+    let options = bollard::query_parameters::BuildImageOptions {
+        t: Some(tag.to_owned()),
+        rm: true,
+        ..Default::default()
+    };
+    let mut build = docker.build_image(options, None, Some(bollard::body_full(tar.into())));
+    while let Some(step) = build.next().await {
+        let step = step.unwrap_or_else(|e| panic!("building {tag}: {e}"));
+        if let Some(detail) = step.error_detail {
+            panic!("building {tag}: {detail:?}");
+        }
+    }
+    docker.inspect_image(tag).await.unwrap_or_else(|e| panic!("{tag} was not built: {e}"));
+}
+
+/// A ustar archive of `dir` (regular files, directories and symlinks), as the build API takes it.
+pub fn tar_directory(dir: &Path) -> std::io::Result<Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<u8>) -> std::io::Result<()> {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)?.collect::<Result<_, _>>()?;
+        entries.sort_by_key(|e| e.file_name());
+        for entry in entries {
+            let path = entry.path();
+            let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let meta = std::fs::symlink_metadata(&path)?;
+            let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
+            if meta.file_type().is_symlink() {
+                let target = std::fs::read_link(&path)?.to_string_lossy().into_owned();
+                tar_header(out, &name, mode, 0, b'2', &target)?;
+            } else if meta.is_dir() {
+                tar_header(out, &format!("{name}/"), mode, 0, b'5', "")?;
+                walk(root, &path, out)?;
+            } else {
+                let data = std::fs::read(&path)?;
+                tar_header(out, &name, mode, data.len() as u64, b'0', "")?;
+                out.extend_from_slice(&data);
+                out.resize(out.len().div_ceil(512) * 512, 0);
+            }
+        }
+        Ok(())
+    }
+    let mut out = Vec::new();
+    walk(dir, dir, &mut out)?;
+    out.resize(out.len() + 1024, 0);
+    Ok(out)
+}
+
+fn tar_header(
+    out: &mut Vec<u8>,
+    name: &str,
+    mode: u32,
+    size: u64,
+    kind: u8,
+    link: &str,
+) -> std::io::Result<()> {
+    if name.len() > 100 || link.len() > 100 {
+        return Err(std::io::Error::other(format!("path too long for ustar: {name}")));
+    }
+    let mut header = [0u8; 512];
+    let mut put = |at: usize, value: &[u8]| header[at..at + value.len()].copy_from_slice(value);
+    put(0, name.as_bytes());
+    put(100, format!("{mode:07o}\0").as_bytes());
+    put(108, b"0000000\0");
+    put(116, b"0000000\0");
+    put(124, format!("{size:011o}\0").as_bytes());
+    put(136, b"00000000000\0");
+    put(148, b"        ");
+    put(156, &[kind]);
+    put(157, link.as_bytes());
+    put(257, b"ustar\0");
+    put(263, b"00");
+    let sum: u32 = header.iter().map(|b| u32::from(*b)).sum();
+    header[148..156].copy_from_slice(format!("{sum:06o}\0 ").as_bytes());
+    out.extend_from_slice(&header);
+    Ok(())
 }
 
 /// Names of the services and secrets currently on the engine.

@@ -75,12 +75,24 @@ impl fmt::Debug for RequestBody {
 
 impl RequestBody {
     pub(crate) fn incoming(body: Incoming, limit: Option<u64>, deadline: Option<Instant>) -> Self {
-        RequestBody { source: Source::Incoming(body), limit, received: 0, deadline, sleep: None }
+        RequestBody {
+            source: Source::Incoming(body),
+            limit,
+            received: 0,
+            deadline,
+            sleep: None,
+        }
     }
 
     /// An empty body.
     pub fn empty() -> Self {
-        RequestBody { source: Source::Full(None), limit: None, received: 0, deadline: None, sleep: None }
+        RequestBody {
+            source: Source::Full(None),
+            limit: None,
+            received: 0,
+            deadline: None,
+            sleep: None,
+        }
     }
 
     /// The number of body bytes read so far.
@@ -98,7 +110,13 @@ impl Default for RequestBody {
 impl From<Bytes> for RequestBody {
     fn from(bytes: Bytes) -> Self {
         let data = if bytes.is_empty() { None } else { Some(bytes) };
-        RequestBody { source: Source::Full(data), limit: None, received: 0, deadline: None, sleep: None }
+        RequestBody {
+            source: Source::Full(data),
+            limit: None,
+            received: 0,
+            deadline: None,
+            sleep: None,
+        }
     }
 }
 
@@ -124,7 +142,10 @@ impl Body for RequestBody {
     type Data = Bytes;
     type Error = RequestBodyError;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         let this = &mut *self;
         let polled = match &mut this.source {
             Source::Full(data) => return Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
@@ -145,8 +166,12 @@ impl Body for RequestBody {
             Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RequestBodyError::Transport(e)))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
-                let Some(deadline) = this.deadline else { return Poll::Pending };
-                let sleep = this.sleep.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                let Some(deadline) = this.deadline else {
+                    return Poll::Pending;
+                };
+                let sleep = this
+                    .sleep
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
                 match sleep.as_mut().poll(cx) {
                     Poll::Ready(()) => Poll::Ready(Some(Err(RequestBodyError::TimedOut))),
                     Poll::Pending => Poll::Pending,
@@ -184,7 +209,9 @@ impl Drop for RequestGuard {
         if self.in_flight {
             self.shared.metrics.leave();
         }
-        self.shared.metrics.observe(&self.method, self.code, self.start.elapsed());
+        self.shared
+            .metrics
+            .observe(&self.method, self.code, self.start.elapsed());
     }
 }
 
@@ -209,11 +236,23 @@ pin_project! {
 impl<B> ResponseBody<B> {
     pub(crate) fn full(data: Bytes, guard: Option<RequestGuard>) -> Self {
         let data = if data.is_empty() { None } else { Some(data) };
-        ResponseBody { inner: Inner::Full { data }, guard, deadline: None }
+        ResponseBody {
+            inner: Inner::Full { data },
+            guard,
+            deadline: None,
+        }
     }
 
-    pub(crate) fn service(body: B, guard: Option<RequestGuard>, deadline: Option<StdInstant>) -> Self {
-        ResponseBody { inner: Inner::Service { body }, guard, deadline }
+    pub(crate) fn service(
+        body: B,
+        guard: Option<RequestGuard>,
+        deadline: Option<StdInstant>,
+    ) -> Self {
+        ResponseBody {
+            inner: Inner::Service { body },
+            guard,
+            deadline,
+        }
     }
 }
 
@@ -225,7 +264,10 @@ where
     type Data = Bytes;
     type Error = BoxError;
 
-    fn poll_frame(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = self.project();
         let polled = match this.inner.project() {
             InnerProj::Full { data } => Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
@@ -234,7 +276,9 @@ where
                     if let Some(deadline) = this.deadline
                         && StdInstant::now() > *deadline
                     {
-                        Poll::Ready(Some(Err(BoxError::from("response not written within write_timeout"))))
+                        Poll::Ready(Some(Err(BoxError::from(
+                            "response not written within write_timeout",
+                        ))))
                     } else {
                         Poll::Ready(Some(Ok(frame)))
                     }
@@ -261,7 +305,9 @@ where
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Service { body } => body.size_hint(),
-            Inner::Full { data } => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
+            Inner::Full { data } => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64))
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! A connection wrapper that bounds how long a write may stall on a client that does not read.
 
-use std::io;
 use std::future::Future;
+use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
@@ -27,7 +27,12 @@ pin_project! {
 
 impl<T> StallTimeoutIo<T> {
     pub(crate) fn new(inner: T, timeout: Duration) -> Self {
-        StallTimeoutIo { inner, timeout, armed: false, sleep: Box::pin(tokio::time::sleep_until(Instant::now())) }
+        StallTimeoutIo {
+            inner,
+            timeout,
+            armed: false,
+            sleep: Box::pin(tokio::time::sleep_until(Instant::now())),
+        }
     }
 }
 
@@ -39,7 +44,10 @@ impl<T: AsyncWrite> StallTimeoutIo<T> {
             this.sleep.as_mut().reset(Instant::now() + *this.timeout);
         }
         ready!(this.sleep.as_mut().poll(cx));
-        Poll::Ready(io::Error::new(io::ErrorKind::TimedOut, "client stopped reading (write_timeout)"))
+        Poll::Ready(io::Error::new(
+            io::ErrorKind::TimedOut,
+            "client stopped reading (write_timeout)",
+        ))
     }
 
     fn wrap<R>(
@@ -58,13 +66,21 @@ impl<T: AsyncWrite> StallTimeoutIo<T> {
 }
 
 impl<T: AsyncRead> AsyncRead for StallTimeoutIo<T> {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         self.project().inner.poll_read(cx, buf)
     }
 }
 
 impl<T: AsyncWrite> AsyncWrite for StallTimeoutIo<T> {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.wrap(cx, |io, cx| io.poll_write(cx, buf))
     }
 

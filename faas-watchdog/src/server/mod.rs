@@ -273,7 +273,9 @@ pub struct Server {
 
 impl std::fmt::Debug for Shared {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Shared").field("config", &self.config).finish_non_exhaustive()
+        f.debug_struct("Shared")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -301,7 +303,12 @@ impl Server {
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
         };
-        Ok(Server { listener, local_addr, metrics_listener: None, health: Health(Arc::new(shared)) })
+        Ok(Server {
+            listener,
+            local_addr,
+            metrics_listener: None,
+            health: Health(Arc::new(shared)),
+        })
     }
 
     /// Also serves Prometheus metrics on `listener` (`GET /metrics`).
@@ -347,9 +354,15 @@ impl Server {
         B::Error: Into<BoxError>,
         F: Future<Output = ()>,
     {
-        let Server { listener, metrics_listener, health, .. } = self;
+        let Server {
+            listener,
+            metrics_listener,
+            health,
+            ..
+        } = self;
         let shared = health.0.clone();
-        let metrics_task = metrics_listener.map(|(l, _)| tokio::spawn(serve_metrics(l, shared.clone())));
+        let metrics_task =
+            metrics_listener.map(|(l, _)| tokio::spawn(serve_metrics(l, shared.clone())));
         let result = serve_inner(&listener, &health, service, shutdown).await;
         if let Some(task) = metrics_task {
             task.abort();
@@ -358,7 +371,12 @@ impl Server {
     }
 }
 
-async fn serve_inner<S, B, F>(listener: &TcpListener, health: &Health, service: S, shutdown: F) -> std::io::Result<()>
+async fn serve_inner<S, B, F>(
+    listener: &TcpListener,
+    health: &Health,
+    service: S,
+    shutdown: F,
+) -> std::io::Result<()>
 where
     S: tower::Service<Request<RequestBody>, Response = Response<B>> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -405,14 +423,27 @@ where
         tracing::info!(delay = ?config.shutdown_delay, "shutting down: unhealthy, still serving");
         accept_until(listener, &accept, tokio::time::sleep(config.shutdown_delay)).await;
     }
-    tracing::info!(in_flight = shared.metrics.in_flight(), "shutting down: draining");
-    if tokio::time::timeout(config.write_timeout, graceful.shutdown()).await.is_err() {
-        tracing::warn!(in_flight = shared.metrics.in_flight(), "drain timed out after write_timeout");
+    tracing::info!(
+        in_flight = shared.metrics.in_flight(),
+        "shutting down: draining"
+    );
+    if tokio::time::timeout(config.write_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            in_flight = shared.metrics.in_flight(),
+            "drain timed out after write_timeout"
+        );
     }
     Ok(())
 }
 
-async fn accept_until<F: Future>(listener: &TcpListener, accept: &impl Fn(tokio::net::TcpStream), until: F) {
+async fn accept_until<F: Future>(
+    listener: &TcpListener,
+    accept: &impl Fn(tokio::net::TcpStream),
+    until: F,
+) {
     let mut until = pin!(until);
     loop {
         tokio::select! {
@@ -440,7 +471,10 @@ pub fn internal_response<B: From<Bytes>>(status: StatusCode, reason: &str) -> Re
     *resp.status_mut() = status;
     let headers = resp.headers_mut();
     headers.insert(X_OPENFAAS_INTERNAL, HeaderValue::from_static("fwatchdog"));
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     resp
 }
 
@@ -449,17 +483,32 @@ fn duration_header(start: StdInstant) -> HeaderValue {
     HeaderValue::from_str(&text).unwrap_or(HeaderValue::from_static("0.000000"))
 }
 
-fn simple<B>(status: StatusCode, text: &'static str, start: StdInstant) -> Response<ResponseBody<B>> {
-    let mut resp = Response::new(ResponseBody::full(Bytes::from_static(text.as_bytes()), None));
+fn simple<B>(
+    status: StatusCode,
+    text: &'static str,
+    start: StdInstant,
+) -> Response<ResponseBody<B>> {
+    let mut resp = Response::new(ResponseBody::full(
+        Bytes::from_static(text.as_bytes()),
+        None,
+    ));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(X_DURATION_SECONDS, duration_header(start));
+    resp.headers_mut()
+        .insert(X_DURATION_SECONDS, duration_header(start));
     resp
 }
 
-fn internal<B>(status: StatusCode, reason: &str, guard: Option<RequestGuard>, start: StdInstant) -> Response<ResponseBody<B>> {
+fn internal<B>(
+    status: StatusCode,
+    reason: &str,
+    guard: Option<RequestGuard>,
+    start: StdInstant,
+) -> Response<ResponseBody<B>> {
     let resp: Response<Bytes> = internal_response(status, reason);
     let (mut parts, bytes) = resp.into_parts();
-    parts.headers.insert(X_DURATION_SECONDS, duration_header(start));
+    parts
+        .headers
+        .insert(X_DURATION_SECONDS, duration_header(start));
     let guard = guard.map(|mut g| {
         g.code = status.as_u16();
         g
@@ -488,39 +537,72 @@ where
     }
 
     let method = req.method().clone();
-    let mut guard = RequestGuard { shared: shared.clone(), method, code: 200, start, in_flight: false };
+    let mut guard = RequestGuard {
+        shared: shared.clone(),
+        method,
+        code: 200,
+        start,
+        in_flight: false,
+    };
 
     if let Some(limit) = config.max_body_bytes
-        && let Some(len) = req.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
+        && let Some(len) = req
+            .headers()
+            .get(CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok()?.parse::<u64>().ok())
         && len > limit
     {
         let reason = format!("request body of {len} bytes over the limit of {limit} bytes");
-        return Ok(internal(StatusCode::PAYLOAD_TOO_LARGE, &reason, Some(guard), start));
+        return Ok(internal(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            &reason,
+            Some(guard),
+            start,
+        ));
     }
 
     let before = shared.metrics.enter();
     guard.in_flight = true;
     if config.max_inflight > 0 && before >= config.max_inflight {
-        let reason = format!("concurrent request limit exceeded: max_inflight={}", config.max_inflight);
-        return Ok(internal(StatusCode::TOO_MANY_REQUESTS, &reason, Some(guard), start));
+        let reason = format!(
+            "concurrent request limit exceeded: max_inflight={}",
+            config.max_inflight
+        );
+        return Ok(internal(
+            StatusCode::TOO_MANY_REQUESTS,
+            &reason,
+            Some(guard),
+            start,
+        ));
     }
 
     let call_id = req.headers().get(X_CALL_ID).cloned();
     let deadline = tokio::time::Instant::from_std(start) + config.read_timeout;
     let (parts, body) = req.into_parts();
-    let req = Request::from_parts(parts, RequestBody::incoming(body, config.max_body_bytes, Some(deadline)));
+    let req = Request::from_parts(
+        parts,
+        RequestBody::incoming(body, config.max_body_bytes, Some(deadline)),
+    );
 
     let mut resp = match service.oneshot(req).await {
         Ok(resp) => {
             let write_deadline = start + config.write_timeout;
             let (parts, body) = resp.into_parts();
             guard.code = parts.status.as_u16();
-            Response::from_parts(parts, ResponseBody::service(body, Some(guard), Some(write_deadline)))
+            Response::from_parts(
+                parts,
+                ResponseBody::service(body, Some(guard), Some(write_deadline)),
+            )
         }
         Err(e) => {
             let e: BoxError = e.into();
             tracing::warn!(error = %e, "service failed");
-            internal(StatusCode::INTERNAL_SERVER_ERROR, &format!("function error: {e}"), Some(guard), start)
+            internal(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &format!("function error: {e}"),
+                Some(guard),
+                start,
+            )
         }
     };
     let headers = resp.headers_mut();
@@ -533,7 +615,11 @@ where
     Ok(resp)
 }
 
-fn health_response<B>(shared: &Arc<Shared>, req: &Request<Incoming>, start: StdInstant) -> Response<ResponseBody<B>> {
+fn health_response<B>(
+    shared: &Arc<Shared>,
+    req: &Request<Incoming>,
+    start: StdInstant,
+) -> Response<ResponseBody<B>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return simple(StatusCode::METHOD_NOT_ALLOWED, "", start);
     }
@@ -590,17 +676,26 @@ async fn serve_metrics(listener: TcpListener, shared: Arc<Shared>) {
                 let shared = shared.clone();
                 async move {
                     let resp = if req.uri().path() == "/metrics" && req.method() == Method::GET {
-                        let mut resp = Response::new(http_body_util::Full::new(Bytes::from(shared.metrics.render())));
-                        resp.headers_mut()
-                            .insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+                        let mut resp = Response::new(http_body_util::Full::new(Bytes::from(
+                            shared.metrics.render(),
+                        )));
+                        resp.headers_mut().insert(
+                            CONTENT_TYPE,
+                            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                        );
                         resp
                     } else {
-                        internal_response(StatusCode::NOT_FOUND, "not found: metrics are at /metrics")
+                        internal_response(
+                            StatusCode::NOT_FOUND,
+                            "not found: metrics are at /metrics",
+                        )
                     };
                     Ok::<_, Infallible>(resp)
                 }
             });
-            let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
         });
     }
 }

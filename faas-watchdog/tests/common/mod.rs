@@ -44,17 +44,24 @@ impl Running {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
         }
-        tokio::time::timeout(LONG, &mut self.task).await.expect("watchdog did not stop").expect("watchdog panicked")
+        tokio::time::timeout(LONG, &mut self.task)
+            .await
+            .expect("watchdog did not stop")
+            .expect("watchdog panicked")
     }
 }
 
 pub fn vars(pairs: &[(&str, &str)]) -> Config {
-    Config::from_vars(pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())))
-        .unwrap()
-        .with_bind_address("127.0.0.1".parse().unwrap())
-        .with_port(0)
-        .with_metrics_port(None)
-        .with_lock_file(None)
+    Config::from_vars(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+    .unwrap()
+    .with_bind_address("127.0.0.1".parse().unwrap())
+    .with_port(0)
+    .with_metrics_port(None)
+    .with_lock_file(None)
 }
 
 pub async fn start(pairs: &[(&str, &str)]) -> Running {
@@ -69,7 +76,12 @@ pub async fn start_config(config: Config) -> Running {
     let task = tokio::spawn(bound.run(async move {
         let _ = rx.await;
     }));
-    Running { addr, health, stop: Some(tx), task }
+    Running {
+        addr,
+        health,
+        stop: Some(tx),
+        task,
+    }
 }
 
 pub fn client() -> Client<HttpConnector, Full<Bytes>> {
@@ -101,9 +113,15 @@ pub async fn send(req: Request<Full<Bytes>>) -> Answer {
         let resp = client().request(req).await.expect("request failed");
         let (parts, body) = resp.into_parts();
         let body = body.collect().await.expect("body failed").to_bytes();
-        Answer { status: parts.status, headers: parts.headers, body }
+        Answer {
+            status: parts.status,
+            headers: parts.headers,
+            body,
+        }
     };
-    tokio::time::timeout(LONG, fut).await.expect("request timed out")
+    tokio::time::timeout(LONG, fut)
+        .await
+        .expect("request timed out")
 }
 
 pub async fn get(uri: Uri) -> Answer {
@@ -111,7 +129,12 @@ pub async fn get(uri: Uri) -> Answer {
 }
 
 pub async fn post(uri: Uri, body: &'static str) -> Answer {
-    send(Request::post(uri).body(Full::new(Bytes::from_static(body.as_bytes()))).unwrap()).await
+    send(
+        Request::post(uri)
+            .body(Full::new(Bytes::from_static(body.as_bytes())))
+            .unwrap(),
+    )
+    .await
 }
 
 /// Writes `request` on a fresh connection and returns everything read until the server closes it
@@ -134,7 +157,11 @@ pub fn script(dir: &Path, name: &str, body: &str) -> PathBuf {
 /// Copies `/bin/<tool>` to `dir/<name>` so that its processes can be found by name (`comm`).
 pub fn tool_copy(dir: &Path, tool: &str, name: &str) -> PathBuf {
     assert!(name.len() <= 15, "comm is truncated to 15 bytes");
-    let src = ["/bin", "/usr/bin"].iter().map(|d| Path::new(d).join(tool)).find(|p| p.exists()).unwrap();
+    let src = ["/bin", "/usr/bin"]
+        .iter()
+        .map(|d| Path::new(d).join(tool))
+        .find(|p| p.exists())
+        .unwrap();
     let dst = dir.join(name);
     std::fs::copy(src, &dst).unwrap();
     dst
@@ -145,8 +172,12 @@ pub fn processes_named(name: &str) -> (usize, usize) {
     let mut alive = 0;
     let mut zombies = 0;
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
         if &stat[open + 1..close] != name {
             continue;
         }
@@ -163,8 +194,12 @@ pub fn zombie_children() -> usize {
     let me = std::process::id().to_string();
     let mut zombies = 0;
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
-        let Some(close) = stat.rfind(')') else { continue };
+        let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+            continue;
+        };
+        let Some(close) = stat.rfind(')') else {
+            continue;
+        };
         let mut fields = stat[close + 2..].split(' ');
         let state = fields.next();
         let ppid = fields.next();
@@ -201,7 +236,10 @@ pub struct Collect(pub Mutex<Vec<(LogStream, String)>>);
 
 impl LogSink for Collect {
     fn line(&self, stream: LogStream, line: &[u8]) {
-        self.0.lock().unwrap().push((stream, String::from_utf8_lossy(line).into_owned()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((stream, String::from_utf8_lossy(line).into_owned()));
     }
 }
 
@@ -234,7 +272,11 @@ type Handler = Arc<dyn Fn(Request<Incoming>) -> futures_handler::BoxResp + Send 
 pub mod futures_handler {
     use super::*;
     pub type BoxResp = std::pin::Pin<
-        Box<dyn std::future::Future<Output = Response<http_body_util::combinators::BoxBody<Bytes, hyper::Error>>> + Send>,
+        Box<
+            dyn std::future::Future<
+                    Output = Response<http_body_util::combinators::BoxBody<Bytes, hyper::Error>>,
+                > + Send,
+        >,
     >;
 }
 
@@ -260,34 +302,69 @@ pub async fn upstream_on(listener: TcpListener, not_ready: Arc<AtomicReady>) -> 
                 .header("x-echo-method", req.method().as_str())
                 .header("x-echo-path", path.as_str())
                 .header("x-echo-query", req.uri().query().unwrap_or(""))
-                .header("x-echo-call-id", req.headers().get("x-call-id").cloned().unwrap_or_else(|| "none".parse().unwrap()))
-                .header("x-echo-host", req.headers().get("host").cloned().unwrap_or_else(|| "none".parse().unwrap()));
+                .header(
+                    "x-echo-call-id",
+                    req.headers()
+                        .get("x-call-id")
+                        .cloned()
+                        .unwrap_or_else(|| "none".parse().unwrap()),
+                )
+                .header(
+                    "x-echo-host",
+                    req.headers()
+                        .get("host")
+                        .cloned()
+                        .unwrap_or_else(|| "none".parse().unwrap()),
+                );
             match path.as_str() {
                 "/slow" => {
                     tokio::time::sleep(Duration::from_secs(5)).await;
-                    builder.body(Full::new(Bytes::from_static(b"slow")).map_err(|e| match e {}).boxed()).unwrap()
+                    builder
+                        .body(
+                            Full::new(Bytes::from_static(b"slow"))
+                                .map_err(|e| match e {})
+                                .boxed(),
+                        )
+                        .unwrap()
                 }
                 "/ready" => {
                     if not_ready.0.load(std::sync::atomic::Ordering::SeqCst) {
                         builder = builder.status(500);
                     }
-                    builder.body(Full::new(Bytes::from_static(b"ready?")).map_err(|e| match e {}).boxed()).unwrap()
+                    builder
+                        .body(
+                            Full::new(Bytes::from_static(b"ready?"))
+                                .map_err(|e| match e {})
+                                .boxed(),
+                        )
+                        .unwrap()
                 }
-                "/fail" => builder.status(500).body(Full::new(Bytes::from_static(b"fail")).map_err(|e| match e {}).boxed()).unwrap(),
+                "/fail" => builder
+                    .status(500)
+                    .body(
+                        Full::new(Bytes::from_static(b"fail"))
+                            .map_err(|e| match e {})
+                            .boxed(),
+                    )
+                    .unwrap(),
                 _ => builder.body(req.into_body().boxed()).unwrap(),
             }
         })
     });
     let task = tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else { continue };
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
             let handler = handler.clone();
             tokio::spawn(async move {
                 let svc = hyper::service::service_fn(move |req| {
                     let fut = handler(req);
                     async move { Ok::<_, Infallible>(fut.await) }
                 });
-                let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
             });
         }
     });
@@ -307,11 +384,16 @@ impl Binary {
     /// and waits for its "listening" line.
     pub fn start(env: &[(&str, &str)]) -> Binary {
         let mut cmd = std::process::Command::new(BIN);
-        cmd.env_remove("mode").env_remove("fprocess").env("port", "0").env("metrics_port", "0").env("suppress_lock", "true");
+        cmd.env_remove("mode")
+            .env_remove("fprocess")
+            .env("port", "0")
+            .env("metrics_port", "0")
+            .env("suppress_lock", "true");
         for (k, v) in env {
             cmd.env(k, v);
         }
-        cmd.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        cmd.stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped());
         let mut child = cmd.spawn().unwrap();
         let stderr = child.stderr.take().unwrap();
         let lines = Arc::new(Mutex::new(Vec::new()));
@@ -330,7 +412,12 @@ impl Binary {
         let line = rx.recv_timeout(LONG).expect("fwatchdog did not start");
         let port = field_port(&line, "addr=").expect("no addr in listening line");
         let metrics_port = field_port(&line, "metrics=Some(");
-        Binary { child, port, metrics_port, stderr: lines }
+        Binary {
+            child,
+            port,
+            metrics_port,
+            stderr: lines,
+        }
     }
 
     pub fn pid(&self) -> u32 {
@@ -338,7 +425,9 @@ impl Binary {
     }
 
     pub fn url(&self, path: &str) -> Uri {
-        format!("http://127.0.0.1:{}{}", self.port, path).parse().unwrap()
+        format!("http://127.0.0.1:{}{}", self.port, path)
+            .parse()
+            .unwrap()
     }
 
     pub fn signal(&self, signal: nix::sys::signal::Signal) {
@@ -370,6 +459,6 @@ impl Drop for Binary {
 
 fn field_port(line: &str, key: &str) -> Option<u16> {
     let rest = &line[line.find(key)? + key.len()..];
-    let end = rest.find(|c: char| c == ' ' || c == ')').unwrap_or(rest.len());
+    let end = rest.find([' ', ')']).unwrap_or(rest.len());
     rest[..end].rsplit(':').next()?.parse().ok()
 }

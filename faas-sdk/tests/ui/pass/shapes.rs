@@ -39,8 +39,13 @@ pub struct Out {
 
 mod event {
     #[faas::handler]
-    pub async fn double(event: super::In, _ctx: faas::Context) -> Result<super::Out, std::io::Error> {
-        Ok(super::Out { double: event.n * 2 })
+    pub async fn double(
+        event: super::In,
+        _ctx: faas::Context,
+    ) -> Result<super::Out, std::io::Error> {
+        Ok(super::Out {
+            double: event.n * 2,
+        })
     }
 }
 
