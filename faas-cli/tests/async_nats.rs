@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use async_support::{Receiver, enqueue, report_duplicates};
 use common::{FAAS, Faas, READY, repo_root, script};
-use faas_queue_nats::{NatsQueue, NatsQueueConfig};
+use faas_queue_nats::{NatsInvocationStore, NatsQueue, NatsQueueConfig};
 use serde_json::json;
 
 const CALLS: usize = 2000;
@@ -27,11 +27,18 @@ struct Worker {
 }
 
 impl Worker {
-    fn start(gateway: &str, stream: &str, data_dir: &std::path::Path, log: &std::path::Path) -> Worker {
+    fn start(gateway: &str, stream: &str, log: &std::path::Path) -> Worker {
         let mut child = Command::new(FAAS)
-            .args(["queue-worker", "--gateway", gateway, "--queue", &nats_url(), "--nats-stream", stream])
-            .args(["--queue-ack-wait", "3s", "--queue-concurrency", "8", "--data-dir"])
-            .arg(data_dir)
+            .args([
+                "queue-worker",
+                "--gateway",
+                gateway,
+                "--queue",
+                &nats_url(),
+                "--nats-stream",
+                stream,
+            ])
+            .args(["--queue-ack-wait", "3s", "--queue-concurrency", "8"])
             .current_dir(repo_root())
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
@@ -51,7 +58,10 @@ impl Worker {
             other => {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("faas queue-worker did not start ({other:?}); stderr:\n{}", std::fs::read_to_string(log).unwrap_or_default());
+                panic!(
+                    "faas queue-worker did not start ({other:?}); stderr:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
             }
         }
         std::thread::spawn(move || while rx.recv().is_ok() {});
@@ -76,7 +86,15 @@ async fn nothing_accepted_is_lost_when_a_nats_worker_is_killed() {
     script(&function_dir, "slow.sh", "sleep 0.02\ncat");
     let faas = Faas::start(
         &tmp.path().join("data"),
-        &["--queue", &nats_url(), "--nats-stream", &stream, "--queue-ack-wait", "3s", "--no-queue-worker"],
+        &[
+            "--queue",
+            &nats_url(),
+            "--nats-stream",
+            &stream,
+            "--queue-ack-wait",
+            "3s",
+            "--no-queue-worker",
+        ],
     );
     faas.deploy(json!({"service": "slow", "image": function_dir.to_str().unwrap(), "envProcess": "sh slow.sh"})).await;
     faas.wait_available("slow", 1).await;
@@ -87,20 +105,30 @@ async fn nothing_accepted_is_lost_when_a_nats_worker_is_killed() {
     assert_eq!(ids.len(), CALLS);
 
     let worker_log = tmp.path().join("worker1.log");
-    let worker = Worker::start(&faas.url, &stream, &tmp.path().join("w1"), &worker_log);
+    let worker = Worker::start(&faas.url, &stream, &worker_log);
     let done = receiver.wait_at_least(100, READY).await;
-    assert!(done >= 100, "no progress; worker stderr:\n{}", std::fs::read_to_string(&worker_log).unwrap_or_default());
+    assert!(
+        done >= 100,
+        "no progress; worker stderr:\n{}",
+        std::fs::read_to_string(&worker_log).unwrap_or_default()
+    );
     drop(worker); // SIGKILL mid-flight
     let at_kill = receiver.distinct();
     eprintln!("killed the nats queue worker with SIGKILL after {at_kill} of {CALLS} callbacks");
-    assert!(at_kill < CALLS, "the worker was not busy at the kill: the test proves nothing");
+    assert!(
+        at_kill < CALLS,
+        "the worker was not busy at the kill: the test proves nothing"
+    );
 
     let started = Instant::now();
     let worker_log = tmp.path().join("worker2.log");
-    let worker = Worker::start(&faas.url, &stream, &tmp.path().join("w2"), &worker_log);
+    let worker = Worker::start(&faas.url, &stream, &worker_log);
     let missing = receiver.wait_all(&ids, Duration::from_secs(300)).await;
     report_duplicates("nats queue, worker killed", &receiver, ids.len());
-    eprintln!("the second worker finished in {:.1}s", started.elapsed().as_secs_f64());
+    eprintln!(
+        "the second worker finished in {:.1}s",
+        started.elapsed().as_secs_f64()
+    );
     assert!(
         missing.is_empty(),
         "{} accepted calls never called back, e.g. {:?}; worker stderr:\n{}",
@@ -108,10 +136,12 @@ async fn nothing_accepted_is_lost_when_a_nats_worker_is_killed() {
         &missing[..missing.len().min(5)],
         std::fs::read_to_string(&worker_log).unwrap_or_default()
     );
+    // The gateway answers for calls the separate worker ran: the records live in JetStream.
+    let record = faas.get_json(&format!("/system/invocations/{}", ids[CALLS - 1])).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
     drop(worker);
     assert!(faas.stop().success());
-    let config = NatsQueueConfig::new(nats_url()).with_stream(stream);
-    NatsQueue::connect(config).await.unwrap().destroy().await.unwrap();
+    destroy(&stream).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -119,19 +149,40 @@ async fn nothing_accepted_is_lost_when_a_nats_worker_is_killed() {
 async fn faas_up_with_nats_runs_calls_and_records_them() {
     let tmp = tempfile::tempdir().unwrap();
     let stream = format!("FAAS_E2E_UP_{}", std::process::id());
-    let faas = Faas::start(&tmp.path().join("data"), &["--queue", &nats_url(), "--nats-stream", &stream]);
-    faas.deploy(json!({"service": "echo", "image": "x", "envProcess": "cat"})).await;
+    let faas = Faas::start(
+        &tmp.path().join("data"),
+        &["--queue", &nats_url(), "--nats-stream", &stream],
+    );
+    faas.deploy(json!({"service": "echo", "image": "x", "envProcess": "cat"}))
+        .await;
     faas.wait_available("echo", 1).await;
     let receiver = Receiver::start().await;
     let (ids, refused) = enqueue(&faas.url, "echo", &receiver.url(), 50, 8).await;
     assert_eq!((ids.len(), refused), (50, 0));
-    assert!(receiver.wait_all(&ids, READY).await.is_empty(), "stderr:\n{}", faas.stderr());
+    assert!(
+        receiver.wait_all(&ids, READY).await.is_empty(),
+        "stderr:\n{}",
+        faas.stderr()
+    );
     let seen = receiver.snapshot();
     assert!(ids.iter().all(|id| seen[id].status == "200"));
     assert!(seen.values().any(|s| s.body.starts_with(b"call ")));
-    let record = faas.get_json(&format!("/system/invocations/{}", ids[0])).await;
+    let record = faas
+        .get_json(&format!("/system/invocations/{}", ids[0]))
+        .await;
     assert_eq!(record["status"], "succeeded", "{record}");
     assert!(faas.stop().success());
-    let config = NatsQueueConfig::new(nats_url()).with_stream(stream);
-    NatsQueue::connect(config).await.unwrap().destroy().await.unwrap();
+    destroy(&stream).await;
+}
+
+/// Deletes the test's streams.
+async fn destroy(stream: &str) {
+    let queue = NatsQueue::connect(NatsQueueConfig::new(nats_url()).with_stream(stream))
+        .await
+        .unwrap();
+    let records = NatsInvocationStore::open(&queue, Duration::from_secs(60))
+        .await
+        .unwrap();
+    records.destroy().await.unwrap();
+    queue.destroy().await.unwrap();
 }

@@ -225,7 +225,16 @@ async fn a_crashing_function_gives_502_and_comes_back() {
         after["pid"], before["pid"],
         "the function process was restarted"
     );
+    let pid = after["pid"].as_u64().unwrap();
+    assert!(common::process_runs(pid));
+    // A clean shutdown stops the function processes too.
     assert!(faas.stop().success());
+    common::wait_gone(
+        pid,
+        Duration::from_secs(10),
+        "the HTTP-mode function process after shutdown",
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -254,21 +263,20 @@ async fn a_slow_function_gives_504_and_its_process_is_gone() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
 
-    let pid: u32 = std::fs::read_to_string(&pidfile)
+    let pid: u64 = std::fs::read_to_string(&pidfile)
         .unwrap()
         .trim()
         .parse()
         .unwrap();
-    // The watchdog kills the process at its exec_timeout (1 s); 10 s leaves room for a loaded machine
-    // while staying well under the watchdog's write_timeout, which would also end it.
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::path::Path::new(&format!("/proc/{pid}")).exists() {
-        assert!(
-            Instant::now() < deadline,
-            "process {pid} still exists after the timeout"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    // The watchdog kills the process at its exec_timeout (1 s); 10 s leaves room for a loaded
+    // machine while staying well under the watchdog's write_timeout, which would also end it. A
+    // zombie (dead, its exit status not yet collected by the watchdog's runtime) counts as gone.
+    common::wait_gone(
+        pid,
+        Duration::from_secs(10),
+        "the timed-out function process",
+    )
+    .await;
     assert!(faas.stop().success());
 }
 
@@ -452,7 +460,7 @@ async fn a_restart_keeps_the_functions_and_they_answer() {
         .unwrap();
     assert!(response.status().is_success(), "{}", response.status());
     faas.wait_available("echo", 2).await;
-    let status = faas.stop();
+    let status = faas.stop_with(nix::sys::signal::Signal::SIGINT);
     assert!(status.success(), "faas up exited with {status}");
 
     let faas = Faas::start(&data, &[]);
@@ -505,5 +513,54 @@ async fn up_with_the_example_stack_deploys_every_example_and_each_answers() {
             .unwrap()
             .contains("Hello from a static faas-rs function")
     );
+    assert!(faas.stop().success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_dir_credentials_default_timeout_and_stack_at_start() {
+    let tmp = tempfile::tempdir().unwrap();
+    let secrets = tmp.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    std::fs::write(secrets.join("basic-auth-user"), "admin\n").unwrap();
+    std::fs::write(secrets.join("basic-auth-password"), "from-file\n").unwrap();
+    script(tmp.path(), "sleepy.sh", "sleep 30");
+    let stack = tmp.path().join("stack.yml");
+    let image = tmp.path().to_str().unwrap();
+    std::fs::write(
+        &stack,
+        format!(
+            "functions:\n  echo:\n    image: examples/functions/echo\n    fprocess: cat\n  sleepy:\n    image: {image}\n    fprocess: sh sleepy.sh\n"
+        ),
+    )
+    .unwrap();
+    let mut faas = Faas::start(
+        &tmp.path().join("data"),
+        &[
+            "--secrets-dir",
+            secrets.to_str().unwrap(),
+            "--timeout",
+            "1s",
+            "-f",
+            stack.to_str().unwrap(),
+        ],
+    );
+    let none = http_client()
+        .get(format!("{}/system/functions", faas.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(none.status(), StatusCode::UNAUTHORIZED);
+    faas.auth = Some(("admin".to_owned(), "from-file".to_owned()));
+    // The stack was deployed at start, through the protected API.
+    faas.wait_available("echo", 1).await;
+    faas.wait_available("sleepy", 1).await;
+    assert_eq!(faas.invoke_ok("echo", "hi").await, "hi");
+    // sleepy sets no exec_timeout: the --timeout default applies.
+    let response = http_client()
+        .post(format!("{}/function/sleepy", faas.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     assert!(faas.stop().success());
 }

@@ -123,6 +123,12 @@ impl Store {
             let ns_dir = self.root.join("functions").join(&namespace);
             for name in list_dir(&ns_dir)? {
                 let dir = ns_dir.join(&name);
+                let valid = faas_core::validate::Namespace::new(namespace.as_str()).is_ok()
+                    && faas_core::validate::FunctionName::new(name.as_str()).is_ok();
+                if !valid {
+                    tracing::warn!(dir = %dir.display(), "ignoring a directory that does not name a function");
+                    continue;
+                }
                 let record = dir.join(FUNCTION_FILE);
                 let bytes = match fs::read(&record) {
                     Ok(bytes) => bytes,
@@ -332,8 +338,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
         fs::create_dir_all(store.function_dir("ns", "half")).unwrap();
+        fs::create_dir_all(store.function_dir("ns", "Not_A_Function")).unwrap();
         assert!(store.load_functions().unwrap().is_empty());
         assert!(!store.function_dir("ns", "half").exists());
+        assert!(
+            store.function_dir("ns", "Not_A_Function").exists(),
+            "left alone"
+        );
 
         fs::create_dir_all(store.function_dir("ns", "bad")).unwrap();
         fs::write(

@@ -74,7 +74,19 @@ async fn functions_and_secrets_survive_a_restart() {
         matches!(err, faas_provider_local::Error::Locked { .. }),
         "{err:?}"
     );
+    let endpoints = provider.endpoints("echo", NS).await.unwrap();
     provider.shutdown().await;
+    // after shutdown: no replica listens, changes are refused
+    for endpoint in &endpoints {
+        assert!(
+            tokio::net::TcpStream::connect(&endpoint.authority)
+                .await
+                .is_err(),
+            "{endpoint:?} still listens after shutdown"
+        );
+    }
+    let err = provider.deploy(cat("late")).await.unwrap_err();
+    assert_eq!(err.kind(), faas_core::ErrorKind::Unavailable);
     drop(provider);
 
     // shutdown keeps the functions too
@@ -482,7 +494,7 @@ async fn a_broken_update_keeps_the_old_replicas_until_the_rollout_timeout() {
     assert_eq!(status.available_replicas, 1, "the old replica still counts");
     assert_eq!(
         provider.endpoints("steady", NS).await.unwrap(),
-        [old.clone()]
+        std::slice::from_ref(&old)
     );
     assert_eq!(
         post(&old, "still here").await,

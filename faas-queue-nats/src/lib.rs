@@ -14,6 +14,8 @@
 //!   atomically creates its `started` marker, a cancellation atomically creates `cancelled`, so a
 //!   call either starts or is cancelled, never both. (A plain stream rather than a key-value bucket
 //!   keeps this working on the NATS 2.9 servers Debian ships.)
+//! - [`NatsInvocationStore`] keeps the invocation records in a third stream (`<stream>_RECORDS`), so
+//!   that every gateway answers `GET /system/invocations/{call-id}` for calls any worker ran.
 //!
 //! ```no_run
 //! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
@@ -41,6 +43,10 @@ use faas_core::ErrorKind;
 use faas_core::queue::{Acknowledger, Delivery, Queue, QueuedRequest};
 use futures::stream::{BoxStream, StreamExt};
 use tokio::io::AsyncReadExt;
+
+mod records;
+
+pub use records::NatsInvocationStore;
 
 /// The header naming the object that holds a call's body, when it is not inline.
 const HEADER_BODY_OBJECT: &str = "Faas-Body-Object";

@@ -5,8 +5,11 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use faas_core::queue::records::{
+    Durability, InvocationRecord, InvocationStatus, InvocationStore, ListQuery,
+};
 use faas_core::queue::{Queue, QueuedRequest};
-use faas_queue_nats::{NatsQueue, NatsQueueConfig};
+use faas_queue_nats::{NatsInvocationStore, NatsQueue, NatsQueueConfig};
 use futures::StreamExt;
 
 fn url() -> String {
@@ -97,4 +100,77 @@ async fn calls_survive_a_new_connection_and_consumer() {
     again.ack().await.unwrap();
     drop(deliveries);
     second.destroy().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server"]
+async fn records_are_shared_through_jetstream() {
+    let q = queue(Duration::from_secs(30)).await;
+    let store = NatsInvocationStore::open(&q, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let first = QueuedRequest::new("f", "openfaas-fn");
+    let mut second = QueuedRequest::new("f", "openfaas-fn");
+    second.queued_at = first.queued_at + chrono::Duration::seconds(1);
+    let other = QueuedRequest::new("g", "openfaas-fn");
+    for r in [&first, &second, &other] {
+        store
+            .put(InvocationRecord::queued(r), Durability::Durable)
+            .await
+            .unwrap();
+    }
+    let mut running = InvocationRecord::queued(&first);
+    running.status = InvocationStatus::Running;
+    running.attempts = 1;
+    store
+        .put(running.clone(), Durability::Durable)
+        .await
+        .unwrap();
+    // A late `queued` record of a call already running changes nothing.
+    store
+        .put(InvocationRecord::queued(&first), Durability::Durable)
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&first.call_id).await.unwrap().unwrap().status,
+        InvocationStatus::Running
+    );
+    assert!(
+        store
+            .get("00000000-0000-4000-8000-000000000000")
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // Another process (a second store over the same stream) sees the same records.
+    let elsewhere = NatsInvocationStore::open(&queue_named(&q).await, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    let listed = elsewhere
+        .list(ListQuery::function("f", "openfaas-fn"))
+        .await
+        .unwrap();
+    let ids: Vec<_> = listed.iter().map(|r| r.call_id.as_str()).collect();
+    assert_eq!(ids, [second.call_id.as_str(), first.call_id.as_str()]);
+    let running_only = elsewhere
+        .list(ListQuery::default().with_status(InvocationStatus::Running))
+        .await
+        .unwrap();
+    assert_eq!(running_only.len(), 1);
+    assert_eq!(
+        elsewhere
+            .list(ListQuery::default().with_limit(2))
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
+    store.destroy().await.unwrap();
+    q.destroy().await.unwrap();
+}
+
+/// A second connection to `q`'s stream.
+async fn queue_named(q: &NatsQueue) -> NatsQueue {
+    NatsQueue::connect(q.config().clone()).await.unwrap()
 }

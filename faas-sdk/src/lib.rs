@@ -80,6 +80,9 @@ pub use faas_watchdog::server::ServeConfig;
 pub mod __private {
     use crate::{Error, IntoResponse, Request};
 
+    /// Fails to compile, at the user's event type, when a typed event is not `DeserializeOwned`.
+    pub fn assert_event<T: serde::de::DeserializeOwned>() {}
+
     /// The body of the generated `main`: a Tokio runtime running [`run`](crate::run); on error,
     /// prints it and exits with status 1.
     pub fn start<S>(service: S)

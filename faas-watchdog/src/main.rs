@@ -45,10 +45,16 @@ fn main() -> ExitCode {
     };
     let _ = tracing::subscriber::set_global_default(faas_watchdog::StderrLogger::new(level));
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    // http and static modes only move bytes: one thread avoids cross-thread wake-ups (lower
+    // latency, less memory). Fork modes spawn processes, which blocks the spawning thread until
+    // the child has exec'd: several threads keep serving meanwhile.
+    let mut builder = match config.mode {
+        faas_watchdog::Mode::Http | faas_watchdog::Mode::Static => {
+            tokio::runtime::Builder::new_current_thread()
+        }
+        _ => tokio::runtime::Builder::new_multi_thread(),
+    };
+    let runtime = match builder.enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("fwatchdog: cannot start the runtime: {e}");

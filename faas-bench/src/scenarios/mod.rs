@@ -44,12 +44,14 @@ use async_trait::async_trait;
 
 use crate::bench::Bench;
 
+mod async_;
 mod baseline;
 mod gateway;
 mod sdk;
 mod swarm;
 mod watchdog;
 
+pub use async_::Async;
 pub use baseline::Baseline;
 pub use gateway::Gateway;
 pub use sdk::Sdk;
@@ -81,6 +83,7 @@ pub fn all() -> Vec<Box<dyn Scenario>> {
         Box::new(Gateway),
         Box::new(Swarm),
         Box::new(Sdk),
+        Box::new(Async),
     ]
 }
 

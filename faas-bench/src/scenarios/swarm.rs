@@ -34,6 +34,8 @@ const IMAGE: &str = "faas-rs/fwatchdog:dev";
 const ROUNDS: usize = 5;
 /// How long one case may take to answer.
 const PATIENCE: Duration = Duration::from_secs(120);
+/// How long one direct poll of a replica's port may take.
+const DIRECT_ATTEMPT: Duration = Duration::from_millis(200);
 /// Pause between polls of the function.
 const POLL: Duration = Duration::from_millis(10);
 /// Healthcheck timing given to the CLI floor, as the provider sets it (`SwarmConfig::health_interval`).
@@ -198,6 +200,7 @@ async fn rounds(
             "create",
             "-d",
             "--quiet",
+            "--no-resolve-image",
             "--name",
             &name,
             "--network",
@@ -328,22 +331,32 @@ async fn system(
 }
 
 /// Polls `POST path` every [`POLL`] until it answers 2xx (bounded by [`PATIENCE`]).
+///
+/// Through the gateway (`alive` is the gateway) a request may be held while the function starts, as
+/// clients see it. Polled directly, an attempt is abandoned after [`DIRECT_ATTEMPT`]: a connection to
+/// a port Docker publishes before the container's network is up loses its SYN, and the kernel's 1 s
+/// retransmission would otherwise be counted as the engine's time.
 async fn first_success(
     addr: SocketAddr,
     path: &str,
     mut alive: Option<&mut Proc>,
 ) -> anyhow::Result<()> {
     let deadline = Instant::now() + PATIENCE;
+    let attempt = if alive.is_some() {
+        PATIENCE
+    } else {
+        DIRECT_ATTEMPT
+    };
     loop {
         if let Some(proc) = alive.as_deref_mut() {
             proc.check_alive()?;
         }
-        let last = match crate::http::request(addr, Method::POST, path, Bytes::from_static(b"ping"))
-            .await
-        {
-            Ok(answer) if answer.is_success() => return Ok(()),
-            Ok(answer) => format!("status {} {}", answer.status, answer.text()),
-            Err(e) => format!("{e:#}"),
+        let request = crate::http::request(addr, Method::POST, path, Bytes::from_static(b"ping"));
+        let last = match tokio::time::timeout(attempt, request).await {
+            Ok(Ok(answer)) if answer.is_success() => return Ok(()),
+            Ok(Ok(answer)) => format!("status {} {}", answer.status, answer.text()),
+            Ok(Err(e)) => format!("{e:#}"),
+            Err(_) => format!("no answer within {attempt:?}"),
         };
         if Instant::now() >= deadline {
             bail!("http://{addr}{path} did not answer within {PATIENCE:?}: {last}");

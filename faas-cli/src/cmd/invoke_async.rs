@@ -5,9 +5,15 @@ use crate::{Error, Result};
 
 /// Sends `invocation` to the gateway's `/async-function/` route (with `X-Callback-Url` when
 /// given) and prints the call id on stdout; where to follow it goes to stderr.
-pub(crate) async fn run(client: &GatewayClient, invocation: Invocation, callback_url: Option<String>) -> Result<()> {
+pub(crate) async fn run(
+    client: &GatewayClient,
+    invocation: Invocation,
+    callback_url: Option<String>,
+) -> Result<()> {
     let mut url = match invocation.namespace.as_deref() {
-        Some(ns) if !ns.is_empty() => format!("{}/async-function/{}.{ns}", client.url(), invocation.name),
+        Some(ns) if !ns.is_empty() => {
+            format!("{}/async-function/{}.{ns}", client.url(), invocation.name)
+        }
         _ => format!("{}/async-function/{}", client.url(), invocation.name),
     };
     let path = invocation.path.trim_start_matches('/');

@@ -3,11 +3,10 @@
 //! gateway, to scale workers separately).
 //!
 //! With the embedded queue (the default) the calls and their invocation records live in the data
-//! dir (`<data>/queue`, `<data>/invocations`) and survive a crash of the process. With NATS the
-//! calls live in JetStream; the invocation records of `faas up` stay in its data dir, and a
-//! standalone worker keeps the records of the calls it ran in its own data dir.
+//! dir (`<data>/queue`, `<data>/invocations`) and survive a crash of the process. With NATS both
+//! live in JetStream (the records in `<stream>_RECORDS`), shared by every gateway and worker.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,7 +18,7 @@ use faas_core::model::{FunctionStatus, parse_duration};
 use faas_core::queue::records::{EmbeddedInvocationStore, InvocationStore, RecordsConfig};
 use faas_core::queue::worker::{CallTarget, QueueWorker, RetryPolicy, WorkerConfig};
 use faas_core::queue::{EmbeddedQueue, EmbeddedQueueConfig, Queue};
-use faas_queue_nats::{NatsQueue, NatsQueueConfig};
+use faas_queue_nats::{NatsInvocationStore, NatsQueue, NatsQueueConfig};
 use futures_util::TryStreamExt;
 use tokio::task::JoinHandle;
 
@@ -46,7 +45,9 @@ impl std::str::FromStr for QueueSpec {
         } else if s.starts_with("nats://") || s.starts_with("tls://") {
             Ok(QueueSpec::Nats(s.to_owned()))
         } else {
-            Err(format!("invalid queue {s:?}: expected embedded or nats://host:port"))
+            Err(format!(
+                "invalid queue {s:?}: expected embedded or nats://host:port"
+            ))
         }
     }
 }
@@ -120,7 +121,8 @@ impl QueueArgs {
             .with_initial_wait(self.initial_retry_wait)
             .with_max_wait(self.max_retry_wait)
             .with_codes(self.retry_http_codes.0.iter().copied());
-        let progress = (self.queue_ack_wait / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let progress =
+            (self.queue_ack_wait / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
         WorkerConfig::default()
             .with_concurrency(self.queue_concurrency)
             .with_retry(retry)
@@ -147,38 +149,56 @@ fn platform_error(message: String, err: impl Into<faas_core::BoxError>) -> Error
     Error::Platform(faas_core::Error::new(ErrorKind::Backend, message).with_source(err))
 }
 
-/// Opens the queue `args` names and the invocation records in `data_dir`.
+/// Opens the queue `args` names and its invocation records: in `data_dir` for the embedded
+/// queue, in JetStream for NATS.
 ///
 /// # Errors
 /// [`Error::Platform`] when the data dir cannot be used or NATS cannot be reached.
 pub async fn open(args: &QueueArgs, data_dir: &Path) -> Result<AsyncParts> {
+    let url = match &args.queue {
+        QueueSpec::Nats(url) => return open_nats(url, args).await,
+        QueueSpec::Embedded => data_dir.join("queue"),
+    };
+    let config = EmbeddedQueueConfig::new(&url).with_ack_wait(args.queue_ack_wait);
+    let queue = tokio::task::spawn_blocking(move || EmbeddedQueue::open(config))
+        .await
+        .map_err(|e| platform_error("opening the queue panicked".to_owned(), e))??;
+    tracing::info!(pending = queue.len(), dir = %url.display(), "embedded queue ready");
     let records_dir = data_dir.join("invocations");
     let records = RecordsConfig::default().with_retention(args.records_retention);
-    let store = tokio::task::spawn_blocking(move || EmbeddedInvocationStore::open(records_dir, records))
+    let store =
+        tokio::task::spawn_blocking(move || EmbeddedInvocationStore::open(records_dir, records))
+            .await
+            .map_err(|e| {
+                platform_error("opening the invocation records panicked".to_owned(), e)
+            })??;
+    Ok(AsyncParts {
+        queue: Arc::new(queue),
+        store: Arc::new(store),
+    })
+}
+
+/// Connects to the NATS queue at `url` and its records stream.
+///
+/// # Errors
+/// [`Error::Platform`] when NATS cannot be reached or refuses the streams.
+pub async fn open_nats(url: &str, args: &QueueArgs) -> Result<AsyncParts> {
+    let mut config = NatsQueueConfig::new(url).with_ack_wait(args.queue_ack_wait);
+    if args.nats_stream != config.stream {
+        config = config.with_stream(args.nats_stream.clone());
+    }
+    let queue = NatsQueue::connect(config)
         .await
-        .map_err(|e| platform_error("opening the invocation records panicked".to_owned(), e))??;
-    let queue: Arc<dyn Queue> = match &args.queue {
-        QueueSpec::Embedded => {
-            let config = EmbeddedQueueConfig::new(data_dir.join("queue")).with_ack_wait(args.queue_ack_wait);
-            let queue = tokio::task::spawn_blocking(move || EmbeddedQueue::open(config))
-                .await
-                .map_err(|e| platform_error("opening the queue panicked".to_owned(), e))??;
-            tracing::info!(pending = queue.len(), dir = %data_dir.join("queue").display(), "embedded queue ready");
-            Arc::new(queue)
-        }
-        QueueSpec::Nats(url) => {
-            let mut config = NatsQueueConfig::new(url.clone()).with_ack_wait(args.queue_ack_wait);
-            if args.nats_stream != config.stream {
-                config = config.with_stream(args.nats_stream.clone());
-            }
-            let queue = NatsQueue::connect(config)
-                .await
-                .map_err(|e| Error::Platform(faas_core::Error::from(e)))?;
-            tracing::info!(url, "nats queue ready");
-            Arc::new(queue)
-        }
-    };
-    Ok(AsyncParts { queue, store: Arc::new(store) })
+        .map_err(|e| Error::Platform(faas_core::Error::from(e)))?;
+    let store = NatsInvocationStore::open(&queue, args.records_retention)
+        .await
+        .map_err(|e| Error::Platform(faas_core::Error::from(e)))?;
+    tracing::info!(url, stream = queue.config().stream, "nats queue ready");
+    let queue: Arc<dyn Queue> = Arc::new(queue);
+    Ok(AsyncParts {
+        queue,
+        store: Arc::new(store),
+    })
 }
 
 /// A queue worker running in the background.
@@ -202,7 +222,11 @@ impl WorkerHandle {
                 })
                 .await
         });
-        WorkerHandle { worker, stop: Some(stop), task }
+        WorkerHandle {
+            worker,
+            stop: Some(stop),
+            task,
+        }
     }
 
     /// The worker.
@@ -242,10 +266,14 @@ impl RemoteGateway {
 
 fn to_core(err: Error) -> faas_core::Error {
     match err {
-        Error::Status { status: 404, message } => faas_core::Error::not_found(message),
-        Error::Unreachable { gateway, reason } => {
-            faas_core::Error::new(ErrorKind::BadGateway, format!("cannot reach the gateway at {gateway}: {reason}"))
-        }
+        Error::Status {
+            status: 404,
+            message,
+        } => faas_core::Error::not_found(message),
+        Error::Unreachable { gateway, reason } => faas_core::Error::new(
+            ErrorKind::BadGateway,
+            format!("cannot reach the gateway at {gateway}: {reason}"),
+        ),
         Error::Platform(err) => err,
         other => faas_core::Error::new(ErrorKind::Backend, other.to_string()),
     }
@@ -269,13 +297,20 @@ impl CallTarget for RemoteGateway {
         if let Some(query) = parts.uri.query() {
             let url = reqwest::Url::parse(&format!("http://x/?{query}"))
                 .map_err(|e| faas_core::Error::invalid("query", "invalid query").with_source(e))?;
-            invocation.query = url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+            invocation.query = url
+                .query_pairs()
+                .map(|(k, v)| (k.into_owned(), v.into_owned()))
+                .collect();
         }
         invocation.headers = parts
             .headers
             .iter()
-            .filter(|(name, _)| *name != http::header::HOST && *name != http::header::CONTENT_LENGTH)
-            .filter_map(|(name, value)| Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned())))
+            .filter(|(name, _)| {
+                *name != http::header::HOST && *name != http::header::CONTENT_LENGTH
+            })
+            .filter_map(|(name, value)| {
+                Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+            })
             .collect();
         let response = self.client.invoke(invocation).await.map_err(to_core)?;
         let mut builder = http::Response::builder().status(response.status().as_u16());
@@ -296,10 +331,9 @@ impl CallTarget for RemoteGateway {
 
 async fn axum_body_bytes(body: Body) -> faas_core::Result<bytes::Bytes> {
     use http_body_util::BodyExt;
-    body.collect()
-        .await
-        .map(|b| b.to_bytes())
-        .map_err(|e| faas_core::Error::invalid("body", "cannot read the request body").with_source(e))
+    body.collect().await.map(|b| b.to_bytes()).map_err(|e| {
+        faas_core::Error::invalid("body", "cannot read the request body").with_source(e)
+    })
 }
 
 /// Arguments of `faas queue-worker`.
@@ -312,32 +346,26 @@ pub struct QueueWorkerArgs {
     /// its `faas up`).
     #[command(flatten)]
     pub queue: QueueArgs,
-    /// Where this worker keeps the invocation records of the calls it runs
-    /// [default: ~/.local/share/faas/worker].
-    #[arg(long, env = "FAAS_WORKER_DATA_DIR")]
-    pub data_dir: Option<PathBuf>,
 }
 
 /// Runs `faas queue-worker` until SIGINT or SIGTERM.
 ///
 /// # Errors
-/// When the queue is not NATS, NATS cannot be reached or the data dir cannot be used.
+/// When the queue is not NATS or NATS cannot be reached.
 pub async fn run(args: QueueWorkerArgs) -> Result<()> {
-    if args.queue.queue == QueueSpec::Embedded {
+    let QueueSpec::Nats(url) = &args.queue.queue else {
         return Err(Error::InvalidArgument(
-            "faas queue-worker needs --queue nats://host:port: the embedded queue is served by its faas up".to_owned(),
+            "faas queue-worker needs --queue nats://host:port: the embedded queue is served by its faas up"
+                .to_owned(),
         ));
-    }
-    let data_dir = match args.data_dir.clone() {
-        Some(dir) => dir,
-        None => faas_provider_local::LocalConfig::default_data_dir()
-            .map(|d| d.join("worker"))
-            .map_err(|e| Error::InvalidArgument(format!("{e}: pass --data-dir")))?,
     };
-    let parts = open(&args.queue, &data_dir).await?;
+    let parts = open_nats(url, &args.queue).await?;
     let target = Arc::new(RemoteGateway::new(args.gateway.client(None)?));
     let handle = WorkerHandle::spawn(&parts, target, args.queue.worker_config());
-    tracing::info!(gateway = args.gateway.client(None)?.url(), "queue worker running");
+    tracing::info!(
+        gateway = args.gateway.client(None)?.url(),
+        "queue worker running"
+    );
     super::print("faas-rs queue worker running\n")?;
     wait_signal().await;
     tracing::info!("stopping the queue worker");
@@ -346,7 +374,10 @@ pub async fn run(args: QueueWorkerArgs) -> Result<()> {
 
 async fn wait_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}

@@ -46,9 +46,18 @@ impl Receiver {
                         let map = map.clone();
                         async move {
                             let (parts, body) = request.into_parts();
-                            let body = body.collect().await.map(|b| b.to_bytes()).unwrap_or_default();
+                            let body = body
+                                .collect()
+                                .await
+                                .map(|b| b.to_bytes())
+                                .unwrap_or_default();
                             let header = |name: &str| {
-                                parts.headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned()
+                                parts
+                                    .headers
+                                    .get(name)
+                                    .and_then(|v| v.to_str().ok())
+                                    .unwrap_or_default()
+                                    .to_owned()
                             };
                             let id = header("x-call-id");
                             let mut map = map.lock().unwrap();
@@ -90,7 +99,10 @@ impl Receiver {
         loop {
             let missing: Vec<String> = {
                 let seen = self.seen.lock().unwrap();
-                ids.iter().filter(|id| !seen.contains_key(*id)).cloned().collect()
+                ids.iter()
+                    .filter(|id| !seen.contains_key(*id))
+                    .cloned()
+                    .collect()
             };
             if missing.is_empty() || Instant::now() >= deadline {
                 return missing;
@@ -114,8 +126,17 @@ impl Receiver {
 
 /// Sends `count` calls to `{url}/async-function/{function}` from `clients` concurrent clients,
 /// each with the callback URL; returns the accepted call ids (202) and the number refused.
-pub async fn enqueue(url: &str, function: &str, callback: &str, count: usize, clients: usize) -> (Vec<String>, usize) {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap();
+pub async fn enqueue(
+    url: &str,
+    function: &str,
+    callback: &str,
+    count: usize,
+    clients: usize,
+) -> (Vec<String>, usize) {
+    let http = reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
     let target = format!("{url}/async-function/{function}");
     let results: Vec<Option<String>> = futures_util::stream::iter(0..count)
         .map(|i| {
@@ -123,11 +144,22 @@ pub async fn enqueue(url: &str, function: &str, callback: &str, count: usize, cl
             let target = target.clone();
             let callback = callback.to_owned();
             async move {
-                let response = http.post(&target).header("X-Callback-Url", callback).body(format!("call {i}")).send().await.ok()?;
+                let response = http
+                    .post(&target)
+                    .header("X-Callback-Url", callback)
+                    .body(format!("call {i}"))
+                    .send()
+                    .await
+                    .ok()?;
                 if response.status() != reqwest::StatusCode::ACCEPTED {
                     return None;
                 }
-                response.headers().get("x-call-id")?.to_str().ok().map(str::to_owned)
+                response
+                    .headers()
+                    .get("x-call-id")?
+                    .to_str()
+                    .ok()
+                    .map(str::to_owned)
             }
         })
         .buffer_unordered(clients)
@@ -142,6 +174,9 @@ pub fn report_duplicates(label: &str, receiver: &Receiver, accepted: usize) -> u
     let seen = receiver.snapshot();
     let duplicates = seen.values().filter(|s| s.count > 1).count();
     let extra: u32 = seen.values().map(|s| s.count.saturating_sub(1)).sum();
-    eprintln!("{label}: {accepted} accepted, {} called back, {duplicates} called back more than once ({extra} extra callbacks)", seen.len());
+    eprintln!(
+        "{label}: {accepted} accepted, {} called back, {duplicates} called back more than once ({extra} extra callbacks)",
+        seen.len()
+    );
     duplicates
 }

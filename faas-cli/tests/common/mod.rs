@@ -243,10 +243,15 @@ impl Faas {
     }
 
     /// Sends SIGTERM and waits (bounded) for a clean exit; returns its status.
-    pub fn stop(mut self) -> std::process::ExitStatus {
+    pub fn stop(self) -> std::process::ExitStatus {
+        self.stop_with(nix::sys::signal::Signal::SIGTERM)
+    }
+
+    /// Sends `signal` and waits (bounded) for the process to exit; returns its status.
+    pub fn stop_with(mut self, signal: nix::sys::signal::Signal) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
         let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        nix::sys::signal::kill(pid, signal).unwrap();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = child.try_wait().unwrap() {
@@ -347,4 +352,25 @@ pub fn ok(output: &Output) -> String {
 /// Writes an executable shell script `name` into `dir`.
 pub fn script(dir: &Path, name: &str, body: &str) {
     std::fs::write(dir.join(name), format!("#!/bin/sh\n{body}\n")).unwrap();
+}
+
+/// Whether process `pid` still runs (exists and is not a zombie).
+pub fn process_runs(pid: u64) -> bool {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return false;
+    };
+    let state = stat
+        .rsplit_once(')')
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .unwrap_or("");
+    !matches!(state, "Z" | "X")
+}
+
+/// Waits (bounded) until process `pid` no longer runs; panics naming `what` otherwise.
+pub async fn wait_gone(pid: u64, within: Duration, what: &str) {
+    let deadline = Instant::now() + within;
+    while process_runs(pid) {
+        assert!(Instant::now() < deadline, "{what} (pid {pid}) still runs");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }

@@ -347,7 +347,8 @@ impl<S> Layer<S> for InvocationMetricsLayer {
 }
 
 /// Counts `/function/` requests as started, then their status and time to the response headers.
-/// Requests that the gateway answers 404 itself (unknown function) leave no trace.
+/// Requests that the gateway answers 404 or 400 itself (unknown function, invalid name) leave no
+/// trace.
 #[derive(Clone, Debug)]
 pub struct InvocationMetrics<S> {
     inner: S,
@@ -412,18 +413,27 @@ where
         let result = ready!(this.inner.poll(cx));
         if let Some(record) = this.record.take() {
             match &result {
+                // The gateway's own 404 (unknown function) or 400 (invalid name): nothing to count,
+                // and nothing to keep for names anyone can make up.
                 Ok(response)
-                    if response.status() == StatusCode::NOT_FOUND
-                        && response.headers().contains_key(X_OPENFAAS_INTERNAL) =>
+                    if matches!(
+                        response.status(),
+                        StatusCode::NOT_FOUND | StatusCode::BAD_REQUEST
+                    ) && response.headers().contains_key(X_OPENFAAS_INTERNAL) =>
                 {
                     record.metrics.forget_unknown(&record.function);
                 }
                 Ok(response) => {
-                    record.metrics.record_completed(
-                        &record.function,
-                        response.status(),
-                        record.started.elapsed(),
+                    let elapsed = record.started.elapsed();
+                    tracing::debug!(
+                        function = %record.function,
+                        status = response.status().as_u16(),
+                        seconds = elapsed.as_secs_f64(),
+                        "invocation"
                     );
+                    record
+                        .metrics
+                        .record_completed(&record.function, response.status(), elapsed);
                 }
                 Err(_) => record.metrics.record_completed(
                     &record.function,

@@ -140,6 +140,15 @@ where
         if this.guard.is_none() {
             return Poll::Ready(None);
         }
+        if this.deadline.is_elapsed() {
+            // Still sending at the deadline: cut the response, as when it is pending then.
+            this.guard.take();
+            return Poll::Ready(Some(Err(format!(
+                "function {} timed out while sending its response",
+                this.function
+            )
+            .into())));
+        }
         match this.inner.poll_frame(cx) {
             Poll::Ready(None) => {
                 this.guard.take();

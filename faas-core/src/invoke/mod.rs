@@ -14,7 +14,7 @@
 //!   (the caller's is kept), `X-Start-Time` and `X-Duration-Seconds`.
 //!
 //! ```no_run
-//! # async fn run(provider: std::sync::Arc<dyn faas_core::Provider>) -> faas_core::Result<()> {
+//! # async fn run(provider: std::sync::Arc<dyn faas_core::Provider>) -> Result<(), Box<dyn std::error::Error>> {
 //! use faas_core::invoke::{Body, Invoker};
 //!
 //! let invoker = Invoker::new(provider);

@@ -136,6 +136,23 @@ impl ConformanceSpec {
 /// endpoints that become ready and answer HTTP, delete, conflicts, not-found, bad input, secrets
 /// and namespaces.
 ///
+/// What it expects, beyond the [`Provider`] docs:
+/// - `info()` names the provider and its orchestration; `namespaces()` lists the default namespace.
+/// - `get`, `delete`, `scale`, `update`, `endpoints` and `logs` of an unknown function fail with
+///   [`ErrorKind::NotFound`].
+/// - `deploy` validates by itself ([`validate_deployment`](crate::validate::validate_deployment)
+///   plus what the spec adds with [`ConformanceSpec::invalid`]): [`ErrorKind::InvalidInput`]
+///   naming the field, and nothing listed afterwards. A bad `update` changes nothing.
+/// - After `deploy`, `get` and `list` show the spec with `replicas` 1 at once; within the readiness
+///   timeout exactly that many replicas are available and listed by `endpoints`, each answering
+///   `POST /` on its authority. The same after `scale` to 2, `update` (which keeps 2 and shows the
+///   new env vars and labels at once), `scale` to 1, 0 and back to 1.
+/// - `logs` of a deployed function without `follow` is a stream that ends.
+/// - After `delete`, the function is not listed, `get` fails with NotFound, `endpoints` is empty
+///   or NotFound, and the name can be deployed again.
+/// - Secrets: create, conflict on create, list, update (text and binary), NotFound on update and
+///   delete of unknown secrets, InvalidInput for a bad name or an empty value, delete.
+///
 /// Everything it creates has a unique name and is deleted when the suite passes.
 ///
 /// # Panics

@@ -363,7 +363,9 @@ impl Provider for TestProvider {
 /// - any path: echoes the request body back, streaming, with `x-upstream-id`, `x-seen-method`,
 ///   `x-seen-path` (path and query), `x-seen-call-id`, `x-seen-start-time` headers;
 /// - `/sleep?ms=N`: waits N ms first;
-/// - `/generate?chunks=N&size=M`: streams N chunks of M bytes.
+/// - `/generate?chunks=N&size=M`: streams N chunks of M bytes;
+/// - `/drip?chunks=N&ms=M`: streams N small chunks, one every M ms;
+/// - `/status?code=N`: answers status N.
 #[derive(Debug)]
 pub struct Upstream {
     pub id: String,
@@ -482,6 +484,26 @@ async fn handle(
                 vec![b'a' + (i % 26) as u8; size],
             )))
         }));
+        return Ok(builder
+            .body(BodyExt::boxed(StreamBody::new(stream)))
+            .unwrap());
+    }
+    if path == "/drip" {
+        let chunks: usize = query
+            .get("chunks")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(1);
+        let ms: u64 = query.get("ms").and_then(|v| v.parse().ok()).unwrap_or(100);
+        let stream = futures::stream::unfold(0usize, move |i| async move {
+            if i == chunks {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+            let frame = Ok::<_, Box<dyn std::error::Error + Send + Sync>>(Frame::data(
+                Bytes::from_static(b"drop "),
+            ));
+            Some((frame, i + 1))
+        });
         return Ok(builder
             .body(BodyExt::boxed(StreamBody::new(stream)))
             .unwrap());

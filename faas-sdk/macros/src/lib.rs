@@ -3,7 +3,7 @@
 //! This crate holds `#[handler]`, re-exported as `#[faas::handler]` by the `faas-sdk` crate (library
 //! name `faas`). Use it through `faas`, not directly: the generated code refers to `::faas::` paths.
 //!
-//! ```ignore
+//! ```text
 //! #[faas::handler]
 //! async fn hello(req: faas::Request) -> String {
 //!     format!("Hello from {}", req.uri().path())
@@ -184,6 +184,13 @@ fn expand(attr: proc_macro2::TokenStream, func: ItemFn) -> syn::Result<proc_macr
         Shape::RequestContext => quote_spanned! {span=> ::faas::context_fn(#name) },
         Shape::EventContext => quote_spanned! {span=> ::faas::event_fn(#name) },
     };
+    // A typed event that is not `DeserializeOwned`: say so at the event type first.
+    let event_check = match (shape, args.first()) {
+        (Shape::EventContext, Some((_, ty))) => quote_spanned! {ty.span()=>
+            const _: fn() = ::faas::__private::assert_event::<#ty>;
+        },
+        _ => quote! {},
+    };
     let main = quote! {
         fn main() {
             ::faas::__private::start(#service)
@@ -191,6 +198,7 @@ fn expand(attr: proc_macro2::TokenStream, func: ItemFn) -> syn::Result<proc_macr
     };
     Ok(quote! {
         #func
+        #event_check
         #main
     })
 }
