@@ -56,6 +56,14 @@ for image in "${IMAGES[@]}"; do
     esac
 done
 
+# crates with C code (ring, under faas-cli's NATS client) need a musl C compiler
+if ! command -v musl-gcc >/dev/null 2>&1; then
+    log "installing musl-tools (musl-gcc)"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null \
+        || die "apt-get install musl-tools failed"
+fi
+export CC_x86_64_unknown_linux_musl="${CC_x86_64_unknown_linux_musl:-musl-gcc}"
+
 profile_flag=(--profile "$PROFILE")
 profile_dir="$PROFILE"
 [ "$PROFILE" = dev ] && profile_dir=debug

@@ -279,10 +279,14 @@ impl Bench {
                 Some(CpuShare {
                     process: w.role.clone(),
                     percent: 100.0 * used / wall,
+                    us_per_request: 1e6 * used / result.answered.max(1) as f64,
                 })
             })
             .collect();
         let ours: f64 = cpu.iter().map(|share| share.percent).sum();
+        let per_request: f64 = cpu.iter().map(|share| share.us_per_request).sum();
+        let capacity_rps = (result.answered > 0 && per_request > 0.0)
+            .then(|| self.report.settings.cpus as f64 * 1e6 / per_request);
         // the /proc/stat and /proc/PID/stat tick counts are sampled at slightly different instants
         let others_cpu = machine_used.map(|used| (100.0 * used / wall - ours).max(0.0));
         let memory = match subject {
@@ -306,6 +310,7 @@ impl Bench {
             ratio: None,
             memory,
             cpu,
+            capacity_rps,
             others_cpu,
             first_error: result.first_error,
         };

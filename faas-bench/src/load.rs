@@ -85,6 +85,8 @@ pub struct LoadSpec {
 pub struct LoadResult {
     /// Requests sent and answered inside the measured window (errors included).
     pub requests: u64,
+    /// Responses received over the whole run, warm-up included (what the CPU readings cover).
+    pub answered: u64,
     /// Errors over the whole run, warm-up included: non-2xx answers, transport errors and timeouts.
     pub errors: u64,
     /// Length of the measured window (shorter than asked when `max_requests` stopped the run).
@@ -107,6 +109,7 @@ impl LoadResult {
 #[derive(Debug, Default)]
 struct Tally {
     requests: u64,
+    answered: u64,
     errors: u64,
     latency: Latency,
     first_error: Option<String>,
@@ -153,6 +156,7 @@ pub async fn run(target: &Target, spec: &LoadSpec) -> LoadResult {
         match joined {
             Ok(tally) => {
                 total.requests += tally.requests;
+                total.answered += tally.answered;
                 total.errors += tally.errors;
                 total.latency.merge(&tally.latency);
                 if total.first_error.is_none() {
@@ -165,6 +169,7 @@ pub async fn run(target: &Target, spec: &LoadSpec) -> LoadResult {
     let stopped = Instant::now().min(window.end);
     LoadResult {
         requests: total.requests,
+        answered: total.answered,
         errors: total.errors,
         elapsed: stopped.saturating_duration_since(window.measure_from),
         latency: total.latency,
@@ -273,6 +278,7 @@ async fn connection_loop(
                 tokio::time::sleep(Duration::from_millis(10)).await;
             }
             Ok(Ok(status)) => {
+                tally.answered += 1;
                 if !(200..300).contains(&status) {
                     tally.error(|| format!("status {status}"));
                 }

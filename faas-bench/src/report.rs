@@ -53,6 +53,9 @@ pub struct CpuShare {
     pub process: String,
     /// Percent of one core (200 is both cores of a 2-core machine).
     pub percent: f64,
+    /// CPU time per answered request, in microseconds: unlike throughput, it hardly depends on what else
+    /// runs on the machine.
+    pub us_per_request: f64,
 }
 
 /// One measured row: a subject driven at one connection count.
@@ -80,6 +83,10 @@ pub struct Case {
     pub memory: Option<Memory>,
     /// CPU used during the case by each process involved.
     pub cpu: Vec<CpuShare>,
+    /// The throughput the machine could sustain if CPU were the only bound: its CPUs divided by the CPU
+    /// time all the watched processes spend per request. Meaningful when enough connections keep the
+    /// processes busy; robust to other load on the machine.
+    pub capacity_rps: Option<f64>,
     /// CPU used during the case by every other process of the machine, in percent of one core: a noisy
     /// neighbour shows here and makes the case unreliable.
     pub others_cpu: Option<f64>,
@@ -235,6 +242,13 @@ impl Report {
         ratio(case.rps, self.case(base, connections)?.rps)
     }
 
+    /// CPU-bound capacity of series `id` relative to series `base` at `connections`, when both ran.
+    #[must_use]
+    pub fn capacity_ratio(&self, id: &str, base: &str, connections: usize) -> Option<f64> {
+        let case = self.case(id, connections)?.capacity_rps?;
+        ratio(case, self.case(base, connections)?.capacity_rps?)
+    }
+
     /// Median latency series `id` adds over series `base` at `connections`, when both ran.
     #[must_use]
     pub fn added_p50_us(&self, id: &str, base: &str, connections: usize) -> Option<f64> {
@@ -263,7 +277,12 @@ fn cpu_cell(case: &Case) -> String {
     let mut cells: Vec<String> = case
         .cpu
         .iter()
-        .map(|share| format!("{} {:.0}%", share.process, share.percent))
+        .map(|share| {
+            format!(
+                "{} {:.0}% {:.0}µs",
+                share.process, share.percent, share.us_per_request
+            )
+        })
         .collect();
     if let Some(others) = case.others_cpu {
         cells.push(format!("others {others:.0}%"));
@@ -303,17 +322,27 @@ impl fmt::Display for Report {
         let mut table = String::new();
         let _ = writeln!(
             table,
-            "{:<32} {:>5} {:>10} {:>9} {:>9} {:>6} {:>8} {:>7} {:>7}  cpu (% of one core)",
-            "case", "conns", "req/s", "p50 µs", "p99 µs", "errors", "vs base", "rss MiB", "hwm MiB"
+            "{:<32} {:>5} {:>10} {:>10} {:>9} {:>9} {:>6} {:>8} {:>7} {:>7}  cpu (% of one core, µs per request)",
+            "case",
+            "conns",
+            "req/s",
+            "cap req/s",
+            "p50 µs",
+            "p99 µs",
+            "errors",
+            "vs base",
+            "rss MiB",
+            "hwm MiB"
         );
         for case in &self.cases {
             let label = format!("{} {}", case.id, case.label);
             let _ = writeln!(
                 table,
-                "{:<32} {:>5} {:>10} {:>9.1} {:>9.1} {:>6} {:>8} {:>7} {:>7}  {}",
+                "{:<32} {:>5} {:>10} {:>10} {:>9.1} {:>9.1} {:>6} {:>8} {:>7} {:>7}  {}",
                 label,
                 case.connections,
                 thousands(case.rps),
+                case.capacity_rps.map_or_else(|| "-".to_owned(), thousands),
                 case.latency.p50_us,
                 case.latency.p99_us,
                 case.errors,
@@ -396,6 +425,7 @@ mod tests {
             ratio: None,
             memory: None,
             cpu: Vec::new(),
+            capacity_rps: None,
             others_cpu: None,
             first_error: None,
         }
@@ -482,7 +512,9 @@ mod tests {
         report.cases[2].cpu = vec![CpuShare {
             process: "bench".to_owned(),
             percent: 95.2,
+            us_per_request: 17.4,
         }];
+        report.cases[2].capacity_rps = Some(41_234.0);
         report.cases[2].others_cpu = Some(3.4);
         let text = report.to_string();
         assert!(text.starts_with("scenario watchdog: "), "{text}");
@@ -495,7 +527,8 @@ mod tests {
         assert!(row.contains("50.0%"), "{row}");
         assert!(row.contains(" 2.0 "), "{row}");
         assert!(row.contains(" 4.0 "), "{row}");
-        assert!(row.contains("bench 95%, others 3%"), "{row}");
+        assert!(row.contains("bench 95% 17µs, others 3%"), "{row}");
+        assert!(row.contains("41,234"), "{row}");
         assert!(
             text.contains("b at 1 connections, first error: status 502"),
             "{text}"

@@ -564,3 +564,67 @@ async fn secrets_dir_credentials_default_timeout_and_stack_at_start() {
     assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
     assert!(faas.stop().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_finishes_invocations_in_flight_but_not_log_followers() {
+    use std::process::{Command, Stdio};
+
+    let tmp = tempfile::tempdir().unwrap();
+    script(tmp.path(), "slowish.sh", "sleep 2\nprintf done");
+    // Followers never end on their own: with them holding the shutdown, it would take 300 s and
+    // `stop` (bounded at 60 s) would fail.
+    let faas = Faas::start(&tmp.path().join("data"), &["--shutdown-timeout", "300s"]);
+    faas.deploy(json!({"service": "slowish", "image": tmp.path(), "envProcess": "sh slowish.sh"}))
+        .await;
+    faas.wait_available("slowish", 1).await;
+    let mut follower = Command::new(common::FAAS)
+        .args(["logs", "slowish", "--follow", "--gateway", &faas.url])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+
+    let url = format!("{}/function/slowish", faas.url);
+    let call = tokio::spawn(async move {
+        let response = http_client().post(url).send().await.unwrap();
+        (response.status(), response.text().await.unwrap())
+    });
+    // Wait until the gateway counts the call as started.
+    let deadline = Instant::now() + READY;
+    loop {
+        let metrics = http_client()
+            .get(format!("{}/metrics", faas.url))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if metrics
+            .lines()
+            .any(|l| l.starts_with("gateway_function_invocation_started{") && l.ends_with(" 1"))
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the call never started:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let stopped = tokio::task::spawn_blocking(move || faas.stop())
+        .await
+        .unwrap();
+    assert!(stopped.success(), "faas up exited with {stopped}");
+    assert_eq!(call.await.unwrap(), (StatusCode::OK, "done".to_owned()));
+    // The follower's stream ended with the platform.
+    let deadline = Instant::now() + READY;
+    while follower.try_wait().unwrap().is_none() {
+        assert!(
+            Instant::now() < deadline,
+            "the log follower is still connected"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

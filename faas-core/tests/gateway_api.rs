@@ -97,6 +97,33 @@ async fn deploy_list_get_update_delete() {
 }
 
 #[tokio::test]
+async fn go_clients_nulls_are_absent_fields() {
+    let provider = TestProvider::new();
+    let gw = gateway(&provider);
+    // As older faas-cli versions send it (faas-provider types without omitempty).
+    let deploy = json!({
+        "service": "legacy", "image": "alpine", "network": "func_functions", "envProcess": "cat",
+        "envVars": null, "constraints": null, "secrets": null, "labels": null, "annotations": null,
+        "limits": null, "requests": null, "registryAuth": ""
+    });
+    let (status, _, body) = call(&gw, req("POST", "/system/functions", deploy.to_string())).await;
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
+    assert_eq!(
+        provider
+            .deployment("legacy", NS)
+            .unwrap()
+            .env_process
+            .as_deref(),
+        Some("cat")
+    );
+}
+
+#[tokio::test]
 async fn bad_input_is_400_naming_the_field_and_changes_nothing() {
     let provider = TestProvider::new();
     let gw = gateway(&provider);

@@ -141,6 +141,7 @@ async fn deploy_invoke_scale_and_update_through_the_gateway() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
     let answers = collect(clients).await;
+    eprintln!("{} calls through the gateway", answers.len());
     let failed: Vec<_> = answers
         .iter()
         .filter(|(s, _)| *s != StatusCode::OK)
@@ -171,6 +172,7 @@ async fn deploy_invoke_scale_and_update_through_the_gateway() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     stop.store(true, Ordering::SeqCst);
     let answers = collect(clients).await;
+    eprintln!("{} calls through the gateway", answers.len());
     let failed: Vec<_> = answers
         .iter()
         .filter(|(s, _)| *s != StatusCode::OK)

@@ -342,7 +342,11 @@ impl SwarmProvider {
     /// Docker runs the first health probe one interval after the start and publishes a task's
     /// ports only once it is `running`: the address is its overlay address, or for published
     /// ports the container's port binding (readable for containers on this engine's node only).
-    async fn probe_starting_task(&self, task: &Task, timeout: std::time::Duration) -> Option<Endpoint> {
+    async fn probe_starting_task(
+        &self,
+        task: &Task,
+        timeout: std::time::Duration,
+    ) -> Option<Endpoint> {
         let config = &self.inner.config;
         let host = match &config.resolution {
             Resolution::TaskAddresses => {
@@ -357,7 +361,12 @@ impl SwarmProvider {
         if task.node_id != self.inner.engine.node_id {
             return None;
         }
-        let container = self.inner.docker.inspect_container(task.container_id()?, None).await.ok()?;
+        let container = self
+            .inner
+            .docker
+            .inspect_container(task.container_id()?, None)
+            .await
+            .ok()?;
         let key = format!("{}/tcp", config.function_port);
         let port = container
             .network_settings?
@@ -365,7 +374,12 @@ impl SwarmProvider {
             .remove(&key)??
             .into_iter()
             .find_map(|b| b.host_port.filter(|p| !p.is_empty()))?;
-        probe(task, format!("{}:{port}", crate::tasks::bracket(&host)), timeout).await
+        probe(
+            task,
+            format!("{}:{port}", crate::tasks::bracket(&host)),
+            timeout,
+        )
+        .await
     }
 
     /// The managed Docker secrets of logical secret `name`, newest first.
@@ -677,8 +691,15 @@ impl Provider for SwarmProvider {
             .collect();
         if let Some(timeout) = config.probe_starting {
             let starting: Vec<&Task> = tasks.iter().filter(|t| t.is_starting()).collect();
-            let probes = starting.iter().map(|task| self.probe_starting_task(task, timeout));
-            endpoints.extend(futures::future::join_all(probes).await.into_iter().flatten());
+            let probes = starting
+                .iter()
+                .map(|task| self.probe_starting_task(task, timeout));
+            endpoints.extend(
+                futures::future::join_all(probes)
+                    .await
+                    .into_iter()
+                    .flatten(),
+            );
         }
         endpoints.sort();
         Ok(endpoints)

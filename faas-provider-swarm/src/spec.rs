@@ -594,7 +594,10 @@ mod tests {
         assert_eq!(status.name, "rec");
         assert_eq!(status.image, "faas-rs/fwatchdog:dev");
         assert_eq!(status.env_process.as_deref(), Some("cat"));
-        assert_eq!(status.env_vars.get("write_debug").map(String::as_str), Some("true"));
+        assert_eq!(
+            status.env_vars.get("write_debug").map(String::as_str),
+            Some("true")
+        );
         assert_eq!(status.annotation("topic"), Some("orders"));
         assert_eq!(status.label("com.openfaas.scale.min"), Some("1"));
         assert_eq!(status.label(LABEL_FUNCTION_MARKER), None);
@@ -602,15 +605,24 @@ mod tests {
         assert_eq!(status.constraints, ["node.role==manager"]);
         assert_eq!(
             status.limits,
-            Some(FunctionResources { memory: "128Mi".into(), cpu: "0.5".into() })
+            Some(FunctionResources {
+                memory: "128Mi".into(),
+                cpu: "0.5".into()
+            })
         );
         assert_eq!(
             status.requests,
-            Some(FunctionResources { memory: "64Mi".into(), cpu: "0.1".into() })
+            Some(FunctionResources {
+                memory: "64Mi".into(),
+                cpu: "0.1".into()
+            })
         );
         assert!(status.read_only_root_filesystem);
         assert_eq!((status.replicas, status.available_replicas), (2, 2));
-        assert_eq!(status.created_at.to_rfc3339(), "2026-11-23T11:53:34.112449712+00:00");
+        assert_eq!(
+            status.created_at.to_rfc3339(),
+            "2026-11-23T11:53:34.112449712+00:00"
+        );
     }
 
     #[test]

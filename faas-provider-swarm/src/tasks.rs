@@ -145,7 +145,11 @@ impl Task {
 
     /// The container id, once the container exists.
     pub fn container_id(&self) -> Option<&str> {
-        self.status.container_status.as_ref().map(|c| c.container_id.as_str()).filter(|id| !id.is_empty())
+        self.status
+            .container_status
+            .as_ref()
+            .map(|c| c.container_id.as_str())
+            .filter(|id| !id.is_empty())
     }
 
     /// The task's address on `network` (without the prefix length).
@@ -198,8 +202,9 @@ pub fn task_endpoint(
 pub async fn probe_health(authority: &str, timeout: Duration) -> bool {
     let check = async {
         let stream = tokio::net::TcpStream::connect(authority).await.ok()?;
-        let (mut sender, conn) =
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.ok()?;
+        let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream))
+            .await
+            .ok()?;
         let conn = tokio::spawn(conn);
         let request = http::Request::get("/_/health")
             .header(http::header::HOST, authority)

@@ -88,7 +88,10 @@ async fn images_build_through_the_engine_api() {
     let contexts = std::env::temp_dir().join(format!("faas-swarm-build-{}", common::run_id()));
     let status = std::process::Command::new(common::root().join("scripts/build-images.sh"))
         .arg("fwatchdog")
-        .env("PROFILE", std::env::var("PROFILE").unwrap_or_else(|_| "dev".into()))
+        .env(
+            "PROFILE",
+            std::env::var("PROFILE").unwrap_or_else(|_| "dev".into()),
+        )
         .env("CONTEXT_ONLY", &contexts)
         .status()
         .expect("run scripts/build-images.sh");
@@ -105,7 +108,11 @@ async fn images_build_through_the_engine_api() {
     let size = image.size.unwrap_or(0);
     assert!(size > 0 && size < 64 << 20, "image of {size} bytes");
     docker
-        .remove_image(&tag, None::<bollard::query_parameters::RemoveImageOptions>, None)
+        .remove_image(
+            &tag,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
         .await
         .unwrap();
     let _ = std::fs::remove_dir_all(&contexts);

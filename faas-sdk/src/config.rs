@@ -144,6 +144,13 @@ impl Config {
         self
     }
 
+    /// Sets the port of the Prometheus metrics listener (`None` = no metrics listener).
+    #[must_use]
+    pub fn with_metrics_port(mut self, port: Option<u16>) -> Self {
+        self.metrics_port = port;
+        self
+    }
+
     /// Sets the handler time limit (`None` = no limit).
     #[must_use]
     pub fn with_exec_timeout(mut self, timeout: Option<Duration>) -> Self {

@@ -15,7 +15,8 @@ use crate::error::Error;
 pub const DEFAULT_SECRETS_DIR: &str = "/var/openfaas/secrets";
 /// The variable overriding the secrets directory.
 pub const ENV_SECRET_MOUNT_PATH: &str = "secret_mount_path";
-/// The variable naming the function (set by the faas-rs local and swarm providers).
+/// The variable naming the function. OpenFaaS sets none by default: a provider (or the
+/// deployment's `envVars`) sets it.
 pub const ENV_FUNCTION_NAME: &str = "OPENFAAS_NAME";
 /// The variable naming the function's namespace.
 pub const ENV_NAMESPACE: &str = "OPENFAAS_NAMESPACE";
@@ -129,7 +130,8 @@ impl Context {
         self.call_id.as_deref()
     }
 
-    /// The function's name, from `OPENFAAS_NAME` (set by the faas-rs local and swarm providers).
+    /// The function's name, from `OPENFAAS_NAME` (`None` when unset: OpenFaaS sets no such
+    /// variable by default; a provider or the deployment's `envVars` can).
     pub fn function_name(&self) -> Option<&str> {
         self.function.name.as_deref()
     }

@@ -251,3 +251,35 @@ async fn shutdown_drains_in_flight_calls() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn serves_metrics_on_the_metrics_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let svc = faas::handler_fn(|_req: Request| async { "counted" });
+    let config = Config::default()
+        .with_addr("127.0.0.1:0".parse().unwrap())
+        .with_metrics_port(Some(port));
+    let server = Server::bind(config).await.unwrap();
+    assert_eq!(server.metrics_addr().map(|a| a.port()), Some(port));
+    let url = format!("http://{}", server.local_addr());
+    let (_stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(server.serve(svc, async {
+        let _ = stopped.await;
+    }));
+    for _ in 0..3 {
+        let res = client().post(format!("{url}/")).send().await.unwrap();
+        assert_eq!(res.text().await.unwrap(), "counted");
+    }
+    let metrics = client()
+        .get(format!("http://127.0.0.1:{port}/metrics"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("http_requests_total"), "{text}");
+}

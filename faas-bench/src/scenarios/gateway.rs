@@ -175,6 +175,7 @@ impl Gateway {
             .filter_map(|c| Some((c, report.throughput_ratio("c", "a", c)?)))
             .collect();
         let added = report.added_p50_us("c", "b", 1);
+        let capacity64 = report.capacity_ratio("c", "a", 64);
         for (conns, ratio) in ratios {
             let figure = Figure::new(
                 format!("gateway throughput vs direct, {conns} connections"),
@@ -186,6 +187,13 @@ impl Gateway {
             } else {
                 figure
             });
+        }
+        if let Some(ratio) = capacity64 {
+            bench.figure(Figure::new(
+                "gateway CPU capacity vs direct, 64 connections (estimate)",
+                ratio,
+                Unit::Ratio,
+            ));
         }
         if let Some(added) = added {
             bench.figure(

@@ -134,6 +134,7 @@ impl Watchdog {
         let report = bench.report();
         let ratio16 = report.throughput_ratio("b", "a", 16);
         let added = report.added_p50_us("b", "a", 1);
+        let capacity16 = report.capacity_ratio("b", "a", 16);
         let ratios: Vec<(usize, f64)> = [1, 64]
             .into_iter()
             .filter_map(|c| Some((c, report.throughput_ratio("b", "a", c)?)))
@@ -152,6 +153,13 @@ impl Watchdog {
         for (conns, ratio) in ratios {
             bench.figure(Figure::new(
                 format!("http mode throughput vs direct, {conns} connections"),
+                ratio,
+                Unit::Ratio,
+            ));
+        }
+        if let Some(ratio) = capacity16 {
+            bench.figure(Figure::new(
+                "http mode CPU capacity vs direct, 16 connections (estimate)",
                 ratio,
                 Unit::Ratio,
             ));
@@ -203,6 +211,7 @@ impl Watchdog {
         wd.proc.stop(GRACE).await;
         if let Some(case) = bench.report().case(series.id, 8) {
             let rps = case.rps;
+            let capacity = case.capacity_rps;
             bench.figure(
                 Figure::new(
                     format!("{} throughput, 8 connections", series.label),
@@ -212,6 +221,13 @@ impl Watchdog {
                 .target(Bound::AtLeast(2000.0))
                 .reference(1400.0),
             );
+            if let Some(capacity) = capacity {
+                bench.figure(Figure::new(
+                    format!("{} CPU capacity, 8 connections (estimate)", series.label),
+                    capacity,
+                    Unit::PerSecond,
+                ));
+            }
         }
         Ok(())
     }

@@ -54,7 +54,12 @@ pub struct UpArgs {
     #[arg(long, env = "FAAS_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
     /// Require these credentials (user:password) on /system/*.
-    #[arg(long, env = "FAAS_GATEWAY_AUTH", hide_env_values = true, conflicts_with = "secrets_dir")]
+    #[arg(
+        long,
+        env = "FAAS_GATEWAY_AUTH",
+        hide_env_values = true,
+        conflicts_with = "secrets_dir"
+    )]
     pub auth: Option<Credentials>,
     /// Read the credentials from OpenFaaS's basic-auth-user and basic-auth-password files here.
     #[arg(long)]
@@ -95,7 +100,9 @@ fn size_arg(s: &str) -> std::result::Result<usize, String> {
     let t = t.strip_suffix(['B', 'b']).unwrap_or(t);
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (number, unit) = t.split_at(split);
-    let number: usize = number.parse().map_err(|_| format!("invalid size {s:?}: expected a number like 1048576 or 1Mi"))?;
+    let number: usize = number
+        .parse()
+        .map_err(|_| format!("invalid size {s:?}: expected a number like 1048576 or 1Mi"))?;
     let factor: usize = match unit {
         "" => 1,
         "k" | "K" => 1000,
@@ -104,9 +111,15 @@ fn size_arg(s: &str) -> std::result::Result<usize, String> {
         "Mi" => 1024 * 1024,
         "G" => 1000 * 1000 * 1000,
         "Gi" => 1024 * 1024 * 1024,
-        _ => return Err(format!("invalid size {s:?}: unknown unit {unit:?} (K, Ki, M, Mi, G, Gi)")),
+        _ => {
+            return Err(format!(
+                "invalid size {s:?}: unknown unit {unit:?} (K, Ki, M, Mi, G, Gi)"
+            ));
+        }
     };
-    number.checked_mul(factor).ok_or_else(|| format!("invalid size {s:?}: too large"))
+    number
+        .checked_mul(factor)
+        .ok_or_else(|| format!("invalid size {s:?}: too large"))
 }
 
 /// The wiring of `faas up`: provider, gateway, listener. Extend it here (a queue, an autoscaler)
@@ -147,7 +160,8 @@ impl Up {
     /// # Errors
     /// As [`Up::basic_auth`].
     pub fn gateway_builder(&self, provider: &BuiltProvider) -> Result<GatewayBuilder> {
-        let mut builder = Gateway::builder(provider.provider.clone()).basic_auth_opt(self.basic_auth()?);
+        let mut builder =
+            Gateway::builder(provider.provider.clone()).basic_auth_opt(self.basic_auth()?);
         if let Some(timeout) = self.args.timeout {
             builder = builder.default_timeout(timeout);
         }
@@ -167,13 +181,21 @@ impl Up {
         // Listen first: a taken port fails before replicas are started for nothing.
         let listener = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| Error::Listen { addr: addr.to_string(), source })?;
-        let local_addr =
-            listener.local_addr().map_err(|source| Error::Listen { addr: addr.to_string(), source })?;
+            .map_err(|source| Error::Listen {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Listen {
+            addr: addr.to_string(),
+            source,
+        })?;
         let provider = build_provider(&self.args).await?;
         let data_dir = crate::provider::data_dir(&self.args)?;
         let parts = super::queue::open(&self.args.queue, &data_dir).await?;
-        let mut builder = self.gateway_builder(&provider)?.queue(parts.queue.clone()).invocations(parts.store.clone());
+        let mut builder = self
+            .gateway_builder(&provider)?
+            .queue(parts.queue.clone())
+            .invocations(parts.store.clone());
         if let Some(limit) = self.args.async_body_limit {
             builder = builder.async_body_limit(limit);
         }
@@ -182,13 +204,16 @@ impl Up {
             let target = std::sync::Arc::new(gateway.invoker().clone());
             super::queue::WorkerHandle::spawn(&parts, target, self.args.queue.worker_config())
         });
+        let metrics = gateway.metrics().clone();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let serve = tokio::spawn(gateway.serve(listener, async move {
             let _ = stop_rx.await;
         }));
         tracing::info!(address = %local_addr, provider = ?self.args.provider, "gateway listening");
         let credentials = self.args.auth.clone().or_else(|| {
-            auth.as_ref().and(self.args.secrets_dir.as_ref()).and_then(|dir| read_credentials(dir))
+            auth.as_ref()
+                .and(self.args.secrets_dir.as_ref())
+                .and_then(|dir| read_credentials(dir))
         });
         Ok(Running {
             local_addr,
@@ -197,13 +222,18 @@ impl Up {
             worker,
             stop: Some(stop_tx),
             serve,
+            metrics,
             shutdown_timeout: self.args.shutdown_timeout,
         })
     }
 }
 
 fn read_credentials(dir: &std::path::Path) -> Option<Credentials> {
-    let read = |file: &str| std::fs::read_to_string(dir.join(file)).ok().map(|s| s.trim().to_owned());
+    let read = |file: &str| {
+        std::fs::read_to_string(dir.join(file))
+            .ok()
+            .map(|s| s.trim().to_owned())
+    };
     Some(Credentials {
         user: read(faas_core::gateway::BASIC_AUTH_USER_FILE)?,
         password: read(faas_core::gateway::BASIC_AUTH_PASSWORD_FILE)?,
@@ -219,6 +249,7 @@ pub struct Running {
     worker: Option<super::queue::WorkerHandle>,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     serve: JoinHandle<std::io::Result<()>>,
+    metrics: faas_core::gateway::Metrics,
     shutdown_timeout: Duration,
 }
 
@@ -254,7 +285,11 @@ impl Running {
         for deployment in &deployments {
             match client.deploy(deployment).await {
                 Ok(outcome) => {
-                    let verb = if outcome == DeployOutcome::Created { "deployed" } else { "updated" };
+                    let verb = if outcome == DeployOutcome::Created {
+                        "deployed"
+                    } else {
+                        "updated"
+                    };
                     tracing::info!(function = %deployment.service, "{verb} from {}", path.display());
                 }
                 Err(e) => {
@@ -283,10 +318,14 @@ impl Running {
             let _ = stop.send(());
         }
         let mut serve = self.serve;
-        let drained = tokio::time::timeout(self.shutdown_timeout, &mut serve).await;
-        if drained.is_err() {
-            tracing::warn!(timeout = ?self.shutdown_timeout, "requests still in flight, stopping anyway");
-        }
+        let drained = drain(
+            &self.provider,
+            &self.metrics,
+            self.shutdown_timeout,
+            &mut serve,
+        )
+        .await
+        .ok_or(());
         if let Some(worker) = self.worker.take()
             && let Err(e) = worker.shutdown().await
         {
@@ -313,6 +352,61 @@ impl Running {
     }
 }
 
+/// Waits until the gateway stopped serving, or until no invocation is in flight any more (what is
+/// left then are idle connections and long-lived streams such as `logs --follow`, which end with the
+/// provider), bounded by `timeout`. `None` when the gateway still serves.
+async fn drain(
+    provider: &BuiltProvider,
+    metrics: &faas_core::gateway::Metrics,
+    timeout: Duration,
+    serve: &mut JoinHandle<std::io::Result<()>>,
+) -> Option<std::result::Result<std::io::Result<()>, tokio::task::JoinError>> {
+    let deadline = tokio::time::Instant::now() + timeout;
+    // Requests that were just accepted get a moment to be counted as in flight.
+    if let Ok(joined) = tokio::time::timeout(Duration::from_millis(200), &mut *serve).await {
+        return Some(joined);
+    }
+    loop {
+        let in_flight = invocations_in_flight(provider, metrics).await;
+        if in_flight == 0 {
+            return None;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            tracing::warn!(
+                in_flight,
+                ?timeout,
+                "invocations still in flight, stopping anyway"
+            );
+            return None;
+        }
+        tokio::select! {
+            joined = &mut *serve => return Some(joined),
+            () = tokio::time::sleep(Duration::from_millis(50)) => {}
+        }
+    }
+}
+
+/// Invocations the gateway started and has not answered yet, over every function.
+async fn invocations_in_flight(
+    provider: &BuiltProvider,
+    metrics: &faas_core::gateway::Metrics,
+) -> u64 {
+    let provider = &provider.provider;
+    let Ok(namespaces) = provider.namespaces().await else {
+        return 0;
+    };
+    let mut total = 0;
+    for namespace in namespaces {
+        if let Ok(functions) = provider.list(&namespace).await {
+            total += functions
+                .iter()
+                .map(|f| metrics.inflight(&format!("{}.{namespace}", f.name)))
+                .sum::<u64>();
+        }
+    }
+    total
+}
+
 /// Completes on the first SIGINT or SIGTERM; a second one exits the process at once.
 async fn shutdown_signal() {
     wait_signal().await;
@@ -326,7 +420,10 @@ async fn shutdown_signal() {
 
 async fn wait_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    match (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) {
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
         (Ok(mut int), Ok(mut term)) => {
             tokio::select! {
                 _ = int.recv() => {}

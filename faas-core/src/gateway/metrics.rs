@@ -161,6 +161,23 @@ impl Metrics {
         })
     }
 
+    /// Invocations started and not yet answered, over every function (for a graceful drain).
+    pub fn inflight_total(&self) -> u64 {
+        let functions = self
+            .inner
+            .functions
+            .read()
+            .unwrap_or_else(|e| e.into_inner());
+        functions
+            .values()
+            .map(|f| {
+                f.started
+                    .load(Ordering::Relaxed)
+                    .saturating_sub(f.completed.load(Ordering::Relaxed))
+            })
+            .sum()
+    }
+
     /// Sets `gateway_service_count` of `function`: its replicas.
     pub fn set_replicas(&self, function: &str, replicas: u64) {
         self.inner
@@ -487,6 +504,7 @@ mod tests {
         m.set_replicas("echo.openfaas-fn", 2);
         assert_eq!(m.invocations("echo.openfaas-fn"), 2);
         assert_eq!(m.inflight("echo.openfaas-fn"), 1);
+        assert_eq!(m.inflight_total(), 1);
         let text = m.render();
         for line in [
             "gateway_function_invocation_total{code=\"200\",function_name=\"echo.openfaas-fn\"} 1",

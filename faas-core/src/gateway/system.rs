@@ -82,7 +82,13 @@ async fn read_json<T: DeserializeOwned>(body: Body) -> Result<T, Error> {
             "a JSON request body is required",
         ));
     }
-    Ok(serde_json::from_slice(&bytes)?)
+    let mut value: serde_json::Value = serde_json::from_slice(&bytes)?;
+    // Go clients (older faas-cli, faas-provider types without `omitempty`) send `null` for empty
+    // lists and maps: read a top-level `null` as an absent field.
+    if let serde_json::Value::Object(fields) = &mut value {
+        fields.retain(|_, v| !v.is_null());
+    }
+    Ok(T::deserialize(value)?)
 }
 
 fn json<T: serde::Serialize>(status: StatusCode, value: &T) -> ApiResult {

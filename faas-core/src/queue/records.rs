@@ -3,7 +3,8 @@
 //!
 //! [`MemoryInvocationStore`] keeps them in memory; [`EmbeddedInvocationStore`] adds a durable log
 //! beside the embedded queue, so that records survive restarts. Both keep records for a
-//! [retention](RecordsConfig::retention) and at most [`RecordsConfig::max_records`] of them.
+//! [retention](RecordsConfig::retention), at most [`RecordsConfig::max_records`] of them and
+//! [`RecordsConfig::max_result_bytes`] of result bodies.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::PathBuf;
@@ -310,14 +311,17 @@ pub struct RecordsConfig {
     pub retention: Duration,
     /// The most records kept; the oldest are dropped first.
     pub max_records: usize,
+    /// The most bytes of result bodies kept in all; the oldest records are dropped first.
+    pub max_result_bytes: usize,
 }
 
 impl Default for RecordsConfig {
-    /// 24 hours, at most 100,000 records.
+    /// 24 hours, at most 100,000 records and 256 MiB of result bodies.
     fn default() -> Self {
         RecordsConfig {
             retention: Duration::from_secs(24 * 3600),
             max_records: 100_000,
+            max_result_bytes: 256 << 20,
         }
     }
 }
@@ -336,6 +340,17 @@ impl RecordsConfig {
         self.max_records = max.max(1);
         self
     }
+
+    /// Sets the most bytes of result bodies kept in all.
+    #[must_use]
+    pub fn with_max_result_bytes(mut self, max: usize) -> Self {
+        self.max_result_bytes = max;
+        self
+    }
+}
+
+fn result_len(record: &InvocationRecord) -> usize {
+    record.result.as_ref().map_or(0, |r| r.body.len())
 }
 
 const DEFAULT_LIMIT: usize = 100;
@@ -350,6 +365,8 @@ struct Index {
     by_time: ByTime,
     /// Calls per (namespace, function) by queue time.
     by_function: HashMap<(String, String), ByTime>,
+    /// Bytes of result bodies held.
+    result_bytes: usize,
 }
 
 impl Index {
@@ -379,7 +396,10 @@ impl Index {
             .entry((record.namespace.clone(), record.function.clone()))
             .or_default()
             .insert(key);
-        self.by_id.insert(record.call_id.clone(), record);
+        self.result_bytes += result_len(&record);
+        if let Some(old) = self.by_id.insert(record.call_id.clone(), record) {
+            self.result_bytes -= result_len(&old);
+        }
         true
     }
 
@@ -387,6 +407,7 @@ impl Index {
         let Some(old) = self.by_id.remove(call_id) else {
             return;
         };
+        self.result_bytes -= result_len(&old);
         let key = (old.queued_at, old.call_id);
         self.by_time.remove(&key);
         let fkey = (old.namespace, old.function);
@@ -403,7 +424,8 @@ impl Index {
         let retention =
             chrono::Duration::from_std(config.retention).unwrap_or(chrono::Duration::MAX);
         while let Some((queued_at, call_id)) = self.by_time.first().cloned() {
-            let over = self.by_id.len() > config.max_records;
+            let over = self.by_id.len() > config.max_records
+                || self.result_bytes > config.max_result_bytes;
             let expired = now.signed_duration_since(queued_at) > retention
                 && self
                     .by_id
@@ -731,6 +753,19 @@ mod tests {
         assert_eq!(store.len(), 3);
         assert!(store.get(&records[0].call_id).await.unwrap().is_none());
         assert!(store.get(&records[4].call_id).await.unwrap().is_some());
+
+        let store = MemoryInvocationStore::with_config(
+            RecordsConfig::default().with_max_result_bytes(250),
+        );
+        let mut ids = Vec::new();
+        for _ in 0..3 {
+            let mut r = record("f");
+            r.result = Some(InvocationResult::new(None, Bytes::from(vec![b'x'; 100]), 1000));
+            ids.push(r.call_id.clone());
+            store.put(r, Durability::Lazy).await.unwrap();
+        }
+        assert_eq!(store.len(), 2, "the oldest result went over the byte budget");
+        assert!(store.get(&ids[0]).await.unwrap().is_none());
 
         let store = MemoryInvocationStore::with_config(
             RecordsConfig::default().with_retention(Duration::from_secs(60)),

@@ -251,7 +251,7 @@ pub struct WorkerConfig {
     pub retry: RetryPolicy,
     /// Callbacks.
     pub callback: CallbackPolicy,
-    /// The most bytes of a response kept in the invocation record. Default 1 MiB.
+    /// The most bytes of a response kept in the invocation record. Default 64 KiB.
     pub max_result_bytes: usize,
     /// The most bytes of a response read (and sent to the callback). Default 64 MiB.
     pub max_response_bytes: usize,
@@ -272,7 +272,7 @@ impl Default for WorkerConfig {
             function_concurrency: 0,
             retry: RetryPolicy::default(),
             callback: CallbackPolicy::default(),
-            max_result_bytes: 1 << 20,
+            max_result_bytes: 64 << 10,
             max_response_bytes: 64 << 20,
             progress_interval: Duration::from_secs(5),
             drain_timeout: Duration::from_secs(30),

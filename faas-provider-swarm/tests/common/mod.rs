@@ -36,7 +36,9 @@ pub async fn ensure_images(images: &[&str]) {
     let mut missing = Vec::new();
     for image in images {
         if docker.inspect_image(image).await.is_err() {
-            let short = image.trim_start_matches("faas-rs/").trim_end_matches(":dev");
+            let short = image
+                .trim_start_matches("faas-rs/")
+                .trim_end_matches(":dev");
             missing.push(short.to_owned());
         }
     }
@@ -46,13 +48,24 @@ pub async fn ensure_images(images: &[&str]) {
     let contexts = std::env::temp_dir().join(format!("faas-swarm-contexts-{}", run_id()));
     let status = Command::new(root().join("scripts/build-images.sh"))
         .args(&missing)
-        .env("PROFILE", std::env::var("PROFILE").unwrap_or_else(|_| "dev".into()))
+        .env(
+            "PROFILE",
+            std::env::var("PROFILE").unwrap_or_else(|_| "dev".into()),
+        )
         .env("CONTEXT_ONLY", &contexts)
         .status()
         .expect("run scripts/build-images.sh");
-    assert!(status.success(), "scripts/build-images.sh {missing:?} failed");
+    assert!(
+        status.success(),
+        "scripts/build-images.sh {missing:?} failed"
+    );
     for name in &missing {
-        build_image(&docker, &format!("faas-rs/{name}:dev"), &contexts.join(name)).await;
+        build_image(
+            &docker,
+            &format!("faas-rs/{name}:dev"),
+            &contexts.join(name),
+        )
+        .await;
     }
     let _ = std::fs::remove_dir_all(&contexts);
 }
@@ -73,7 +86,10 @@ pub async fn build_image(docker: &Docker, tag: &str, context: &Path) {
             panic!("building {tag}: {detail:?}");
         }
     }
-    docker.inspect_image(tag).await.unwrap_or_else(|e| panic!("{tag} was not built: {e}"));
+    docker
+        .inspect_image(tag)
+        .await
+        .unwrap_or_else(|e| panic!("{tag} was not built: {e}"));
 }
 
 /// A ustar archive of `dir` (regular files, directories and symlinks), as the build API takes it.
@@ -83,7 +99,11 @@ pub fn tar_directory(dir: &Path) -> std::io::Result<Vec<u8>> {
         entries.sort_by_key(|e| e.file_name());
         for entry in entries {
             let path = entry.path();
-            let name = path.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+            let name = path
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned();
             let meta = std::fs::symlink_metadata(&path)?;
             let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o7777;
             if meta.file_type().is_symlink() {
@@ -116,7 +136,9 @@ fn tar_header(
     link: &str,
 ) -> std::io::Result<()> {
     if name.len() > 100 || link.len() > 100 {
-        return Err(std::io::Error::other(format!("path too long for ustar: {name}")));
+        return Err(std::io::Error::other(format!(
+            "path too long for ustar: {name}"
+        )));
     }
     let mut header = [0u8; 512];
     let mut put = |at: usize, value: &[u8]| header[at..at + value.len()].copy_from_slice(value);
