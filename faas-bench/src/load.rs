@@ -313,6 +313,103 @@ mod tests {
         assert!(!take(&budget));
     }
 
+    fn spec(connections: usize, duration_ms: u64, max_requests: u64) -> LoadSpec {
+        LoadSpec {
+            connections,
+            warmup: Duration::from_millis(50),
+            duration: Duration::from_millis(duration_ms),
+            max_requests,
+            timeout: Duration::from_secs(2),
+        }
+    }
+
+    /// A server answering every request with `status` after reading it.
+    async fn server(status: u16) -> SocketAddr {
+        use hyper::service::service_fn;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service =
+                        service_fn(move |req: Request<hyper::body::Incoming>| async move {
+                            let _ = req.into_body().collect().await;
+                            let mut response =
+                                http::Response::new(Full::new(Bytes::from_static(b"ok")));
+                            *response.status_mut() = http::StatusCode::from_u16(status).unwrap();
+                            Ok::<_, std::convert::Infallible>(response)
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn counts_answers_in_the_window() {
+        let addr = server(200).await;
+        let result = run(&Target::post(addr, "/", 12), &spec(4, 200, u64::MAX)).await;
+        assert!(result.requests > 0, "{result:?}");
+        assert!(result.answered >= result.requests);
+        assert_eq!(result.errors, 0, "{result:?}");
+        assert_eq!(result.latency.count(), result.requests);
+        assert!(result.elapsed <= Duration::from_millis(200));
+        assert!(result.rps() > 0.0);
+    }
+
+    #[tokio::test]
+    async fn non_2xx_answers_are_errors() {
+        let addr = server(502).await;
+        let result = run(&Target::post(addr, "/", 12), &spec(2, 100, u64::MAX)).await;
+        assert!(result.errors > 0);
+        assert_eq!(result.errors, result.answered);
+        assert_eq!(result.first_error.as_deref(), Some("status 502"));
+    }
+
+    #[tokio::test]
+    async fn bounded_in_requests() {
+        let addr = server(200).await;
+        let result = run(&Target::post(addr, "/", 12), &spec(3, 5_000, 25)).await;
+        assert_eq!(result.answered, 25);
+        assert!(
+            result.elapsed < Duration::from_secs(5),
+            "stopped early: {result:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn bounded_in_time_when_nothing_answers() {
+        // accepts connections (the kernel backlog does) but never answers
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let started = std::time::Instant::now();
+        let result = run(&Target::post(addr, "/", 12), &spec(2, 150, u64::MAX)).await;
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!(result.requests, 0);
+        assert_eq!(result.errors, 0, "cut by the end of the window, not failed");
+        drop(listener);
+    }
+
+    #[tokio::test]
+    async fn refused_connections_are_errors_without_spinning() {
+        let addr = {
+            let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            listener.local_addr().unwrap()
+        };
+        let result = run(&Target::post(addr, "/", 12), &spec(1, 100, u64::MAX)).await;
+        assert!(result.errors >= 1);
+        // one attempt every 10 ms at most
+        assert!(result.errors <= 20, "{result:?}");
+        assert!(result.first_error.unwrap().contains("connect to"));
+    }
+
     #[test]
     fn requests_carry_host_and_body() {
         let target = Target::post("127.0.0.1:8080".parse().unwrap(), "/function/x?a=1", 3);

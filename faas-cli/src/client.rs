@@ -470,7 +470,7 @@ impl GatewayClient {
                 loop {
                     if let Some(pos) = buffer.iter().position(|b| *b == b'\n') {
                         let line = buffer.split_to(pos + 1);
-                        let line = trim_line(&line);
+                        let line = line.trim_ascii();
                         if line.is_empty() {
                             continue;
                         }
@@ -481,7 +481,7 @@ impl GatewayClient {
                             return None;
                         }
                         let line = buffer.split();
-                        let line = trim_line(&line);
+                        let line = line.trim_ascii();
                         if line.is_empty() {
                             return None;
                         }
@@ -565,10 +565,6 @@ fn ns(namespace: &str) -> Option<&str> {
     Some(namespace).filter(|ns| !ns.is_empty())
 }
 
-fn trim_line(line: &[u8]) -> &[u8] {
-    line.trim_ascii()
-}
-
 /// The message of an error body: the `error` field of `{"error": .., "field": ..}` (with the field),
 /// else the body's first line, shortened.
 fn error_detail(body: &str) -> String {
@@ -623,7 +619,7 @@ fn root_cause(err: &reqwest::Error) -> String {
     }
 }
 
-/// Bytes of an invocation body read from stdin, a file, or given inline.
+/// An invocation body of `bytes`.
 pub fn body_from_bytes(bytes: impl Into<Bytes>) -> reqwest::Body {
     reqwest::Body::from(bytes.into())
 }

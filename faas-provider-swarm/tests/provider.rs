@@ -217,6 +217,19 @@ async fn scenario(provider: SwarmProvider, docker: Docker, prefix: String) {
     assert!(found.timestamp >= start - chrono::Duration::seconds(5));
     drop(follow);
 
+    // Docker's service log history lags behind a fresh task (moby/moby#34195, #33183): wait for it
+    common::wait_for("the log history to show the invocation", READY, || async {
+        let all: Vec<_> = provider
+            .logs(LogRequest::new(name.as_str(), NS))
+            .await
+            .unwrap()
+            .collect()
+            .await;
+        all.iter()
+            .any(|l| l.as_ref().is_ok_and(|l| l.text.contains(&marker)))
+            .then_some(())
+    })
+    .await;
     let mut request = LogRequest::new(name.as_str(), NS);
     request.tail = Some(1);
     let tail: Vec<_> = provider.logs(request).await.unwrap().collect().await;

@@ -17,7 +17,7 @@ use faas_watchdog::server::{self as watchdog, RequestBody};
 use http::StatusCode;
 use pin_project_lite::pin_project;
 use tokio::net::TcpListener;
-use tokio::time::{Instant, Timeout};
+use tokio::time::{Instant, Sleep};
 use tower_service::Service;
 
 use crate::body::Body;
@@ -210,15 +210,10 @@ where
         let deadline = ctx.deadline();
         let call_id = ctx.call_id().map(str::to_owned);
         req.extensions_mut().insert(ctx);
-        let fut = self.inner.call(req);
-        let state = match deadline {
-            Some(deadline) => CallState::Bounded {
-                fut: tokio::time::timeout_at(deadline, fut),
-            },
-            None => CallState::Unbounded { fut },
-        };
         CallFuture {
-            state,
+            fut: self.inner.call(req),
+            deadline,
+            timer: None,
             start,
             call_id,
         }
@@ -226,18 +221,15 @@ where
 }
 
 pin_project! {
-    #[project = CallStateProj]
-    enum CallState<F> {
-        Bounded { #[pin] fut: Timeout<F> },
-        Unbounded { #[pin] fut: F },
-    }
-}
-
-pin_project! {
     /// The future of one call of a [`FunctionService`].
+    ///
+    /// The `exec_timeout` timer is only armed when the handler does not answer on its first poll:
+    /// most handlers answer at once, and registering a timer for each of them is measurable.
     struct CallFuture<F> {
         #[pin]
-        state: CallState<F>,
+        fut: F,
+        deadline: Option<Instant>,
+        timer: Option<Pin<Box<Sleep>>>,
         start: Instant,
         call_id: Option<String>,
     }
@@ -253,20 +245,22 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut TaskContext<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let response = match this.state.project() {
-            CallStateProj::Bounded { fut } => match fut.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(Ok(output)) => into_response(output),
-                Poll::Ready(Err(_elapsed)) => {
-                    let took = format_duration(this.start.elapsed());
-                    let message = format!("function timed out after {took} (exec_timeout)");
-                    Error::status(StatusCode::GATEWAY_TIMEOUT, message).into_response()
+        let response = match this.fut.poll(cx) {
+            Poll::Ready(output) => into_response(output),
+            Poll::Pending => {
+                let Some(deadline) = *this.deadline else {
+                    return Poll::Pending;
+                };
+                let timer = this
+                    .timer
+                    .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
                 }
-            },
-            CallStateProj::Unbounded { fut } => match fut.poll(cx) {
-                Poll::Pending => return Poll::Pending,
-                Poll::Ready(output) => into_response(output),
-            },
+                let took = format_duration(this.start.elapsed());
+                let message = format!("function timed out after {took}");
+                Error::status(StatusCode::GATEWAY_TIMEOUT, message).into_response()
+            }
         };
         if response.status().is_server_error()
             && let Some(ErrorMessage(message)) = response.extensions().get::<ErrorMessage>()

@@ -71,15 +71,23 @@ async fn healthcheck_subcommand_exits_0_when_healthy_and_1_otherwise() {
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits_0() {
     let dir = tempfile::tempdir().unwrap();
-    let slow = script(dir.path(), "slow.sh", "sleep 1; echo done");
+    let go = dir.path().join("go");
+    // The function finishes only when the test says so: no timing assumptions.
+    let slow = script(
+        dir.path(),
+        "slow.sh",
+        &format!(
+            "i=0; while [ ! -e {} ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i+1)); done; echo done",
+            go.display()
+        ),
+    );
     let fprocess = format!("sh {}", slow.display());
-    let mut wd = Binary::start(&[("fprocess", fprocess.as_str()), ("write_timeout", "15s")]);
+    let mut wd = Binary::start(&[("fprocess", fprocess.as_str()), ("write_timeout", "30s")]);
     let metrics = format!("http://127.0.0.1:{}/metrics", wd.metrics_port.unwrap());
 
     let in_flight = tokio::spawn(post(wd.url("/"), ""));
-    // Wait until the request is in flight, per the watchdog's own gauge.
     let mut seen = false;
-    for _ in 0..200 {
+    for _ in 0..400 {
         if get(metrics.parse().unwrap())
             .await
             .text()
@@ -93,25 +101,36 @@ async fn sigterm_drains_in_flight_requests_then_exits_0() {
     assert!(seen, "request never in flight");
     wd.signal(Signal::SIGTERM);
 
+    // Draining: new connections are refused while the request is still running.
+    let port = wd.port;
+    let mut refused = false;
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_err()
+        {
+            refused = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(refused, "still accepting after SIGTERM");
+    assert!(
+        !in_flight.is_finished(),
+        "the in-flight request cannot have finished yet"
+    );
+
+    std::fs::write(&go, "").unwrap();
     let answer = tokio::time::timeout(LONG, in_flight)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(answer.status, 200);
     assert_eq!(answer.text(), "done\n");
-    let status = tokio::task::spawn_blocking(move || {
-        let status = wd.wait();
-        (status, wd)
-    })
-    .await
-    .unwrap();
-    assert_eq!(status.0.code(), Some(0), "{}", status.1.stderr_text());
-    // Stopped accepting.
-    assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", status.1.port))
-            .await
-            .is_err()
-    );
+    let (status, wd) = tokio::task::spawn_blocking(move || (wd.wait(), wd))
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{}", wd.stderr_text());
 }
 
 #[tokio::test]

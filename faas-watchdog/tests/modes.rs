@@ -313,9 +313,18 @@ async fn http_mode_unreachable_upstream_gives_502() {
     ])
     .await;
     eventually("ready", || wd.health.is_ready()).await;
+    let upstream_addr = up.addr;
     drop(up);
-    // Let the aborted upstream's listener close.
-    tokio::time::sleep(Duration::from_millis(100)).await;
+    // Wait until the aborted upstream's listener is closed.
+    let mut closed = false;
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(upstream_addr).await.is_err() {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(closed, "upstream still listening");
     let answer = send(
         Request::get(wd.url("/"))
             .header("Connection", "close")

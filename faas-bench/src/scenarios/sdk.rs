@@ -6,7 +6,7 @@
 //!   upstream (`TOKIO_WORKER_THREADS` = `--upstream-threads`).
 //!
 //! (a) and (b) run interleaved at 1, 16 and 64 connections. Figures: (b)/(a) throughput at 16
-//! connections (target at least 90%), the size of the `hello` release binary (stripped by the
+//! connections (target at least 90%) and the same as CPU-bound capacity (robust to other load), the size of the `hello` release binary (stripped by the
 //! release profile; target at most 4 MiB), its startup time — process start to the first
 //! successful `GET /_/health`, median of 10 starts (target at most 20 ms) — and its idle RSS.
 //!
@@ -156,6 +156,7 @@ impl Sdk {
             .into_iter()
             .filter_map(|c| Some((c, report.throughput_ratio("b", "a", c)?)))
             .collect();
+        let capacity16 = report.capacity_ratio("b", "a", 16);
         let added = report.added_p50_us("b", "a", 1);
         if let Some(ratio) = ratio16 {
             bench.figure(
@@ -171,6 +172,14 @@ impl Sdk {
             bench.figure(Figure::new(
                 format!("faas::run throughput vs plain hyper, {conns} connections"),
                 ratio,
+                Unit::Ratio,
+            ));
+        }
+        if let Some(capacity) = capacity16 {
+            // CPU per request of each server, robust to other load on the machine.
+            bench.figure(Figure::new(
+                "faas::run CPU-bound capacity vs plain hyper, 16 connections",
+                capacity,
                 Unit::Ratio,
             ));
         }

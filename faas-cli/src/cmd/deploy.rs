@@ -147,3 +147,88 @@ pub async fn run(args: DeployArgs) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Args {
+        #[command(flatten)]
+        deploy: DeployArgs,
+    }
+
+    fn args(argv: &[&str]) -> DeployArgs {
+        let mut full = vec!["deploy", "--gateway", "http://127.0.0.1:1"];
+        full.extend_from_slice(argv);
+        Args::try_parse_from(full).unwrap().deploy
+    }
+
+    #[test]
+    fn flags_describe_one_deployment() {
+        let a = args(&[
+            "--name",
+            "f",
+            "--image",
+            "img",
+            "--fprocess",
+            "cat",
+            "-e",
+            "a=1",
+            "-l",
+            "k=v",
+            "--annotation",
+            "topic=t",
+            "--secret",
+            "s",
+            "--secret",
+            "s",
+            "-n",
+            "dev",
+        ]);
+        let (ds, gateway) = a.deployments().unwrap();
+        assert_eq!(gateway, None);
+        let d = &ds[0];
+        assert_eq!((d.service.as_str(), d.image.as_str()), ("f", "img"));
+        assert_eq!(d.env_process.as_deref(), Some("cat"));
+        assert_eq!(d.env_vars["a"], "1");
+        assert_eq!(d.label("k"), Some("v"));
+        assert_eq!(d.annotation("topic"), Some("t"));
+        assert_eq!(d.secrets, ["s"]);
+        assert_eq!(d.namespace.as_deref(), Some("dev"));
+    }
+
+    #[test]
+    fn stack_files_are_filtered_and_flags_override_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = dir.path().join("stack.yml");
+        std::fs::write(
+            &stack,
+            "provider:\n  gateway: http://gw:8080\nfunctions:\n  a:\n    image: x\n    fprocess: cat\n    \
+             environment:\n      v: stack\n  b:\n    image: y\n    fprocess: wc\n",
+        )
+        .unwrap();
+        let path = stack.to_str().unwrap();
+        let (ds, gateway) = args(&["-f", path, "--env", "v=flag"])
+            .deployments()
+            .unwrap();
+        assert_eq!(gateway.as_deref(), Some("http://gw:8080"));
+        assert_eq!(
+            ds.iter().map(|d| d.service.as_str()).collect::<Vec<_>>(),
+            ["a", "b"]
+        );
+        assert_eq!(ds[0].env_vars["v"], "flag");
+        let (ds, _) = args(&["-f", path, "--filter", "b"]).deployments().unwrap();
+        assert_eq!(ds.len(), 1);
+        assert_eq!(ds[0].service, "b");
+        assert!(
+            args(&["-f", path, "--filter", "nope"])
+                .deployments()
+                .is_err()
+        );
+        // -f and --name exclude each other; one of them is required.
+        assert!(Args::try_parse_from(["deploy", "-f", path, "--name", "x"]).is_err());
+        assert!(Args::try_parse_from(["deploy"]).is_err());
+    }
+}

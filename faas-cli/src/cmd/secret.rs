@@ -70,6 +70,9 @@ impl SecretValueArgs {
             (None, Some(path)) => std::fs::read(path)
                 .map_err(|e| Error::io(format!("reading {}", path.display()), e))?,
             (None, None) => {
+                if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                    eprintln!("reading the secret from stdin: end it with Ctrl-D");
+                }
                 let mut bytes = Vec::new();
                 std::io::stdin()
                     .read_to_end(&mut bytes)

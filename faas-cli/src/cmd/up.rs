@@ -480,4 +480,69 @@ mod tests {
         assert!(size_arg("1Ti").is_err());
         assert!(size_arg("big").is_err());
     }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn runs_in_process_deploys_a_stack_and_shuts_down() {
+        use clap::Parser;
+
+        #[derive(Parser)]
+        struct Args {
+            #[command(flatten)]
+            up: UpArgs,
+        }
+        let tmp = tempfile::tempdir().unwrap();
+        let stack = tmp.path().join("stack.yml");
+        std::fs::write(
+            &stack,
+            "functions:\n  echo:\n    image: .\n    fprocess: cat\n",
+        )
+        .unwrap();
+        let data = tmp.path().join("data");
+        let args = Args::parse_from([
+            "up",
+            "--port",
+            "0",
+            "--auth",
+            "u:p",
+            "--data-dir",
+            data.to_str().unwrap(),
+        ]);
+        let running = Up::new(args.up).start().await.unwrap();
+        assert_ne!(running.local_addr().port(), 0);
+        running.deploy_stack(&stack).await.unwrap();
+        // The client carries the credentials the gateway requires.
+        let client = running.client().unwrap();
+        assert_eq!(
+            client
+                .get("echo", None)
+                .await
+                .unwrap()
+                .env_process
+                .as_deref(),
+            Some("cat")
+        );
+        let deadline = std::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let response = client
+                .invoke(crate::client::Invocation::new("echo", "hi"))
+                .await
+                .unwrap();
+            if response.status() == 200 {
+                assert_eq!(response.text().await.unwrap(), "hi");
+                break;
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "echo never answered: {}",
+                response.status()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        running.shutdown().await.unwrap();
+        // Stopped: the address no longer answers.
+        assert!(matches!(
+            client.list(None).await,
+            Err(Error::Unreachable { .. })
+        ));
+    }
 }

@@ -23,13 +23,32 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
-/// A free loopback port (bound then released).
+/// A free loopback port for a server the test starts itself (an HTTP-mode function's upstream).
+///
+/// It is taken below the kernel's ephemeral range, so that servers binding port 0 meanwhile (every
+/// replica's watchdog, in this and in concurrent tests) cannot be handed the same port before the
+/// function binds it.
 pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
+    let range =
+        std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range").unwrap_or_default();
+    let ephemeral_low: u32 = range
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(32768);
+    let (low, high) = (10_000u32, ephemeral_low.clamp(10_001, 65_535));
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
         .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+        .subsec_nanos()
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    for i in 0..1000u32 {
+        let port = low + seed.wrapping_add(i.wrapping_mul(7919)) % (high - low);
+        if std::net::TcpListener::bind(("127.0.0.1", port as u16)).is_ok() {
+            return port as u16;
+        }
+    }
+    panic!("no free port between {low} and {high}");
 }
 
 /// A running `faas up`.

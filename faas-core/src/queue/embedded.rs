@@ -1,9 +1,10 @@
 //! [`EmbeddedQueue`]: the durable queue of `faas up`, an append-only log in a directory.
 //!
 //! Every state change is a record in a [write-ahead log](super::wal) with group commit: `publish`
-//! returns after its `enqueue` record is synced (concurrent publishes share one `fdatasync`), an ack
-//! writes an `ack` record, a cancellation a `cancel` record, each delivery a `deliver` record (not
-//! waited for: it only counts attempts). Opening the queue replays the log: every call enqueued and
+//! returns after its `enqueue` record is synced (concurrent publishes share one `fdatasync`), a
+//! cancellation after its `cancel` record is; an ack writes an `ack` record and each delivery a
+//! `deliver` record (counting attempts) without waiting for the sync: an ack lost in a crash only
+//! delivers the call once more. Opening the queue replays the log: every call enqueued and
 //! neither acked nor cancelled is delivered again, including the ones that were running when the
 //! process died.
 //!
@@ -306,10 +307,12 @@ struct EmbeddedAcker {
 #[async_trait]
 impl Acknowledger for EmbeddedAcker {
     async fn ack(&self) -> Result<()> {
+        // Not waited for: a crash before it reaches the disk delivers the call once more, which
+        // at-least-once allows; the queue worker records the outcome durably before it acks, and
+        // acks a redelivered call whose record is final without running it again.
         self.inner
             .wal
-            .append(record(KIND_ACK, &self.call_id))
-            .await?;
+            .append_nowait(record(KIND_ACK, &self.call_id))?;
         self.done.store(true, Ordering::Release);
         if let Some(payload) = self.inner.sched.remove(&self.call_id)
             && self.inner.release(&payload)
@@ -360,7 +363,13 @@ impl Queue for EmbeddedQueue {
         let call_id = request.call_id.clone();
         let payload = Payload {
             pos,
-            request: keep.then_some(request),
+            request: keep.then(|| {
+                // A small body is often a slice of a connection's read buffer: copy it, so that
+                // a pending call does not keep the whole buffer alive.
+                let mut request = request;
+                request.body = Bytes::copy_from_slice(&request.body);
+                request
+            }),
         };
         if !self.inner.sched.insert(call_id, payload.clone(), 0) {
             // Published twice concurrently: the log holds both, replay keeps the first.

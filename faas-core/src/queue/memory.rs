@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use futures::stream::{self, BoxStream, StreamExt};
 
 use super::sched::Scheduler;
@@ -97,7 +98,9 @@ impl Drop for MemoryAcker {
 
 #[async_trait]
 impl Queue for MemoryQueue {
-    async fn publish(&self, request: QueuedRequest) -> Result<()> {
+    async fn publish(&self, mut request: QueuedRequest) -> Result<()> {
+        // The body may be a slice of a larger buffer: keep only its bytes while it waits.
+        request.body = Bytes::copy_from_slice(&request.body);
         let call_id = request.call_id.clone();
         if !self.sched.insert(call_id.clone(), request, 0) {
             return Err(Error::already_exists(format!(

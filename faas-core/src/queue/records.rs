@@ -754,17 +754,24 @@ mod tests {
         assert!(store.get(&records[0].call_id).await.unwrap().is_none());
         assert!(store.get(&records[4].call_id).await.unwrap().is_some());
 
-        let store = MemoryInvocationStore::with_config(
-            RecordsConfig::default().with_max_result_bytes(250),
-        );
+        let store =
+            MemoryInvocationStore::with_config(RecordsConfig::default().with_max_result_bytes(250));
         let mut ids = Vec::new();
         for _ in 0..3 {
             let mut r = record("f");
-            r.result = Some(InvocationResult::new(None, Bytes::from(vec![b'x'; 100]), 1000));
+            r.result = Some(InvocationResult::new(
+                None,
+                Bytes::from(vec![b'x'; 100]),
+                1000,
+            ));
             ids.push(r.call_id.clone());
             store.put(r, Durability::Lazy).await.unwrap();
         }
-        assert_eq!(store.len(), 2, "the oldest result went over the byte budget");
+        assert_eq!(
+            store.len(),
+            2,
+            "the oldest result went over the byte budget"
+        );
         assert!(store.get(&ids[0]).await.unwrap().is_none());
 
         let store = MemoryInvocationStore::with_config(

@@ -37,11 +37,12 @@ struct Append {
     done: Option<oneshot::Sender<Result<Position>>>,
 }
 
-/// The log. Dropping it lets the writer thread finish the appends already sent, then stop.
+/// The log. Dropping it waits for the writer thread to write the appends already sent.
 #[derive(Debug)]
 pub(super) struct Wal {
     dir: PathBuf,
-    tx: Mutex<mpsc::Sender<Append>>,
+    tx: Mutex<Option<mpsc::Sender<Append>>>,
+    writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     current: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
 }
@@ -159,13 +160,14 @@ impl Wal {
             current: current.clone(),
             failed: failed.clone(),
         };
-        std::thread::Builder::new()
+        let writer = std::thread::Builder::new()
             .name("faas-wal".to_owned())
             .spawn(move || writer.run(rx))
             .map_err(|e| io_error("cannot start the log writer", e))?;
         Ok(Wal {
             dir: dir.to_owned(),
-            tx: Mutex::new(tx),
+            tx: Mutex::new(Some(tx)),
+            writer: Mutex::new(Some(writer)),
             current,
             failed,
         })
@@ -182,7 +184,9 @@ impl Wal {
             .tx
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        tx.send(append)
+        tx.as_ref()
+            .ok_or_else(|| Error::new(ErrorKind::Backend, "the queue log is closed"))?
+            .send(append)
             .map_err(|_| Error::new(ErrorKind::Backend, "the queue log writer stopped"))
     }
 
@@ -197,7 +201,8 @@ impl Wal {
             .map_err(|_| Error::new(ErrorKind::Backend, "the queue log writer stopped"))?
     }
 
-    /// Appends `payload` without waiting: it reaches the disk with the next synced batch.
+    /// Appends `payload` without waiting: it reaches the disk with the next synced batch (a batch
+    /// of such appends alone is written without a sync).
     pub(super) fn append_nowait(&self, payload: Vec<u8>) -> Result<()> {
         self.send(Append {
             payload,
@@ -247,6 +252,22 @@ impl Wal {
     pub(super) fn segments(&self) -> Result<Vec<u64>> {
         list_segments(&self.dir)
             .map_err(|e| io_error(format!("cannot list {}", self.dir.display()), e))
+    }
+}
+
+impl Drop for Wal {
+    fn drop(&mut self) {
+        fn take<T>(m: &mut Mutex<Option<T>>) -> Option<T> {
+            m.get_mut()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take()
+        }
+        drop(take(&mut self.tx));
+        if let Some(writer) = take(&mut self.writer)
+            && writer.join().is_err()
+        {
+            tracing::error!("the queue log writer panicked");
+        }
     }
 }
 
@@ -369,7 +390,11 @@ impl Writer {
         out.flush().map_err(|e| (e, false))?;
         drop(out);
         self.len = len;
-        self.file.sync_data().map_err(|e| (e, true))?;
+        // A batch of lazy appends only (nobody waits) is written, not synced: it reaches the disk
+        // with the next synced batch, or with the kernel's writeback.
+        if batch.iter().any(|a| a.done.is_some()) {
+            self.file.sync_data().map_err(|e| (e, true))?;
+        }
         Ok(positions)
     }
 }

@@ -363,7 +363,7 @@ impl Server {
         let shared = health.0.clone();
         let metrics_task =
             metrics_listener.map(|(l, _)| tokio::spawn(serve_metrics(l, shared.clone())));
-        let result = serve_inner(&listener, &health, service, shutdown).await;
+        let result = serve_inner(listener, &health, service, shutdown).await;
         if let Some(task) = metrics_task {
             task.abort();
         }
@@ -372,7 +372,7 @@ impl Server {
 }
 
 async fn serve_inner<S, B, F>(
-    listener: &TcpListener,
+    listener: TcpListener,
     health: &Health,
     service: S,
     shutdown: F,
@@ -416,13 +416,20 @@ where
         });
     };
 
-    accept_until(listener, &accept, shutdown).await;
+    accept_until(&listener, &accept, shutdown).await;
     shared.shutting_down.store(true, Ordering::Release);
     let _ = health.set_ready(false);
     if !config.shutdown_delay.is_zero() {
         tracing::info!(delay = ?config.shutdown_delay, "shutting down: unhealthy, still serving");
-        accept_until(listener, &accept, tokio::time::sleep(config.shutdown_delay)).await;
+        accept_until(
+            &listener,
+            &accept,
+            tokio::time::sleep(config.shutdown_delay),
+        )
+        .await;
     }
+    // Stop accepting: new connections are refused instead of waiting in the backlog.
+    drop(listener);
     tracing::info!(
         in_flight = shared.metrics.in_flight(),
         "shutting down: draining"
