@@ -137,7 +137,9 @@ async fn nothing_accepted_is_lost_when_a_nats_worker_is_killed() {
         std::fs::read_to_string(&worker_log).unwrap_or_default()
     );
     // The gateway answers for calls the separate worker ran: the records live in JetStream.
-    let record = faas.get_json(&format!("/system/invocations/{}", ids[CALLS - 1])).await;
+    let record = faas
+        .get_json(&format!("/system/invocations/{}", ids[CALLS - 1]))
+        .await;
     assert_eq!(record["status"], "succeeded", "{record}");
     drop(worker);
     assert!(faas.stop().success());

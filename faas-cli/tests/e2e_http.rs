@@ -475,15 +475,11 @@ async fn a_restart_keeps_the_functions_and_they_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_with_the_example_stack_deploys_every_example_and_each_answers() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port().to_string();
     let examples = repo_root().join("examples/functions");
     let faas = Faas::start_with_env(
         &tmp.path().join("data"),
         &["-f", "examples/stack.yml"],
-        &[
-            ("HELLO_HTTP_PORT", &port),
-            ("FAAS_EXAMPLES_DIR", examples.to_str().unwrap()),
-        ],
+        &[("FAAS_EXAMPLES_DIR", examples.to_str().unwrap())],
     );
     for name in ["echo", "wordcount", "hello-http", "static-site"] {
         faas.wait_available(name, 1).await;
@@ -500,6 +496,24 @@ async fn up_with_the_example_stack_deploys_every_example_and_each_answers() {
         serde_json::from_str(&faas.invoke_ok("hello-http/some/path", "hi").await).unwrap();
     assert_eq!(hello["message"], "hello from python");
     assert_eq!(hello["path"], "/some/path");
+    // HTTP mode scales: each replica runs its own server on its own port.
+    let response = faas
+        .request(Method::POST, "/system/scale-function/hello-http")
+        .json(&json!({"serviceName": "hello-http", "replicas": 2}))
+        .send()
+        .await
+        .unwrap();
+    assert!(response.status().is_success());
+    faas.wait_available("hello-http", 2).await;
+    let mut pids = std::collections::HashSet::new();
+    for _ in 0..50 {
+        let answer: Value = serde_json::from_str(&faas.invoke_ok("hello-http", "x").await).unwrap();
+        pids.insert(answer["pid"].as_u64().unwrap());
+        if pids.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(pids.len(), 2, "both replicas answer: {pids:?}");
     let response = http_client()
         .get(format!("{}/function/static-site/", faas.url))
         .send()

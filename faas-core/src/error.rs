@@ -107,7 +107,12 @@ pub struct Error {
 impl Error {
     /// An error of `kind` with a message (lowercase, no trailing period).
     pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
-        Error { kind, message: message.into(), field: None, source: None }
+        Error {
+            kind,
+            message: message.into(),
+            field: None,
+            source: None,
+        }
     }
 
     /// An [`ErrorKind::InvalidInput`] error blaming a request field (`"service"`, `"envVars.FOO"`).
@@ -174,7 +179,10 @@ impl Error {
     /// The message includes the source chain, since a client has no other way to see it.
     pub fn to_json(&self) -> serde_json::Value {
         let mut message = self.message.clone();
-        let mut source = self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static));
+        let mut source = self
+            .source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static));
         while let Some(s) = source {
             message.push_str(": ");
             message.push_str(&s.to_string());
@@ -209,7 +217,9 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.source.as_deref().map(|s| s as &(dyn std::error::Error + 'static))
+        self.source
+            .as_deref()
+            .map(|s| s as &(dyn std::error::Error + 'static))
     }
 }
 
@@ -232,7 +242,10 @@ mod tests {
         assert_eq!(ErrorKind::InvalidInput.status(), StatusCode::BAD_REQUEST);
         assert_eq!(ErrorKind::Timeout.status(), StatusCode::GATEWAY_TIMEOUT);
         assert_eq!(ErrorKind::BadGateway.status(), StatusCode::BAD_GATEWAY);
-        assert_eq!(ErrorKind::Unavailable.status(), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(
+            ErrorKind::Unavailable.status(),
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 
     #[test]

@@ -102,7 +102,11 @@ pub struct FunctionDeployment {
 impl FunctionDeployment {
     /// A deployment of `service` from `image` with everything else empty.
     pub fn new(service: impl Into<String>, image: impl Into<String>) -> Self {
-        FunctionDeployment { service: service.into(), image: image.into(), ..Default::default() }
+        FunctionDeployment {
+            service: service.into(),
+            image: image.into(),
+            ..Default::default()
+        }
     }
 
     /// Sets the process the watchdog runs.
@@ -122,14 +126,18 @@ impl FunctionDeployment {
     /// Adds a label.
     #[must_use]
     pub fn with_label(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.labels.get_or_insert_with(BTreeMap::new).insert(key.into(), value.into());
+        self.labels
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.into(), value.into());
         self
     }
 
     /// Adds an annotation.
     #[must_use]
     pub fn with_annotation(mut self, key: impl Into<String>, value: impl Into<String>) -> Self {
-        self.annotations.get_or_insert_with(BTreeMap::new).insert(key.into(), value.into());
+        self.annotations
+            .get_or_insert_with(BTreeMap::new)
+            .insert(key.into(), value.into());
         self
     }
 
@@ -157,7 +165,9 @@ impl FunctionDeployment {
 
     /// The initial replica count: the `com.openfaas.scale.min` label, else 1.
     pub fn initial_replicas(&self) -> u32 {
-        self.label(LABEL_SCALE_MIN).and_then(|v| v.trim().parse().ok()).unwrap_or(1)
+        self.label(LABEL_SCALE_MIN)
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(1)
     }
 
     /// The value of a label.
@@ -351,12 +361,20 @@ pub struct Secret {
 impl Secret {
     /// A text secret.
     pub fn new(name: impl Into<String>, value: impl Into<String>) -> Self {
-        Secret { name: name.into(), value: value.into(), ..Default::default() }
+        Secret {
+            name: name.into(),
+            value: value.into(),
+            ..Default::default()
+        }
     }
 
     /// The bytes of the secret: `rawValue` when set, else `value`.
     pub fn bytes(&self) -> &[u8] {
-        if self.raw_value.is_empty() { self.value.as_bytes() } else { &self.raw_value }
+        if self.raw_value.is_empty() {
+            self.value.as_bytes()
+        } else {
+            &self.raw_value
+        }
     }
 }
 
@@ -391,7 +409,9 @@ mod base64_bytes {
 
     pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let s = Option::<String>::deserialize(d)?.unwrap_or_default();
-        STANDARD.decode(s.as_bytes()).map_err(serde::de::Error::custom)
+        STANDARD
+            .decode(s.as_bytes())
+            .map_err(serde::de::Error::custom)
     }
 }
 
@@ -460,7 +480,11 @@ pub struct LogRequest {
 impl LogRequest {
     /// A request for all the logs of `name` in `namespace`, not following.
     pub fn new(name: impl Into<String>, namespace: impl Into<String>) -> Self {
-        LogRequest { name: name.into(), namespace: namespace.into(), ..Default::default() }
+        LogRequest {
+            name: name.into(),
+            namespace: namespace.into(),
+            ..Default::default()
+        }
     }
 }
 
@@ -493,7 +517,10 @@ pub struct Endpoint {
 impl Endpoint {
     /// An endpoint.
     pub fn new(id: impl Into<String>, authority: impl Into<String>) -> Self {
-        Endpoint { id: id.into(), authority: authority.into() }
+        Endpoint {
+            id: id.into(),
+            authority: authority.into(),
+        }
     }
 }
 
@@ -523,15 +550,21 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
     let mut total = 0f64;
     let mut rest = s;
     while !rest.is_empty() {
-        let num_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
         if num_len == 0 {
-            return Err(format!("invalid duration {input:?}: expected a number like 10s or 500ms"));
+            return Err(format!(
+                "invalid duration {input:?}: expected a number like 10s or 500ms"
+            ));
         }
         let number: f64 = rest[..num_len]
             .parse()
             .map_err(|_| format!("invalid duration {input:?}: bad number"))?;
         rest = &rest[num_len..];
-        let unit_len = rest.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(rest.len());
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
         let factor = match &rest[..unit_len] {
             "ns" => 1e-9,
             "us" | "µs" => 1e-6,
@@ -539,7 +572,11 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
             "s" => 1.0,
             "m" => 60.0,
             "h" => 3600.0,
-            "" => return Err(format!("invalid duration {input:?}: missing unit (ns, us, ms, s, m, h)")),
+            "" => {
+                return Err(format!(
+                    "invalid duration {input:?}: missing unit (ns, us, ms, s, m, h)"
+                ));
+            }
             unit => return Err(format!("invalid duration {input:?}: unknown unit {unit:?}")),
         };
         total += number * factor;
@@ -550,7 +587,9 @@ pub fn parse_duration(input: &str) -> Result<Duration, String> {
 
 fn secs_to_duration(secs: f64, input: &str) -> Result<Duration, String> {
     if !secs.is_finite() || secs < 0.0 {
-        return Err(format!("invalid duration {input:?}: must be a non-negative number"));
+        return Err(format!(
+            "invalid duration {input:?}: must be a non-negative number"
+        ));
     }
     Duration::try_from_secs_f64(secs).map_err(|_| format!("invalid duration {input:?}: too large"))
 }
@@ -585,7 +624,10 @@ mod tests {
     #[test]
     fn minimal_deployment_omits_empty_fields() {
         let d = FunctionDeployment::new("echo", "alpine");
-        assert_eq!(serde_json::to_value(&d).unwrap(), serde_json::json!({"service": "echo", "image": "alpine"}));
+        assert_eq!(
+            serde_json::to_value(&d).unwrap(),
+            serde_json::json!({"service": "echo", "image": "alpine"})
+        );
         assert_eq!(d.initial_replicas(), 1);
     }
 

@@ -132,7 +132,9 @@ pub fn check_env_name(name: &str) -> Result<()> {
     } else {
         Err(Error::invalid(
             field,
-            format!("environment variable name {name:?} must start with a letter or '_' and hold only letters, digits, '_', '.' or '-'"),
+            format!(
+                "environment variable name {name:?} must start with a letter or '_' and hold only letters, digits, '_', '.' or '-'"
+            ),
         ))
     }
 }
@@ -151,20 +153,25 @@ pub fn check_label_key(map: &str, key: &str) -> Result<()> {
     };
     let name_ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
         && name.as_bytes()[0].is_ascii_alphanumeric()
         && name.as_bytes()[name.len() - 1].is_ascii_alphanumeric();
     let prefix_ok = prefix.is_none_or(|p| {
         !p.is_empty()
             && p.len() <= 253
-            && p.split('.').all(|part| check_dns1123_label(part, "", "").is_ok())
+            && p.split('.')
+                .all(|part| check_dns1123_label(part, "", "").is_ok())
     });
     if name_ok && prefix_ok {
         Ok(())
     } else {
         Err(Error::invalid(
             field,
-            format!("{map} key {key:?} is not a valid key: an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'"),
+            format!(
+                "{map} key {key:?} is not a valid key: an optional DNS prefix and '/', then at most 63 letters, digits, '-', '_' or '.'"
+            ),
         ))
     }
 }
@@ -178,7 +185,9 @@ pub fn check_secret_name(field: &str, name: &str) -> Result<()> {
     let b = name.as_bytes();
     let valid = !b.is_empty()
         && b.len() <= 253
-        && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b'_'))
+        && b.iter().all(|c| {
+            c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'-' | b'.' | b'_')
+        })
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric();
     if valid {
@@ -186,7 +195,9 @@ pub fn check_secret_name(field: &str, name: &str) -> Result<()> {
     } else {
         Err(Error::invalid(
             field,
-            format!("secret name {name:?} must be lowercase letters, digits, '-', '.' or '_', starting and ending with a letter or digit"),
+            format!(
+                "secret name {name:?} must be lowercase letters, digits, '-', '.' or '_', starting and ending with a letter or digit"
+            ),
         ))
     }
 }
@@ -220,15 +231,24 @@ pub fn validate_deployment(d: &FunctionDeployment) -> Result<()> {
         return Err(Error::invalid("image", "image is required"));
     }
     if d.image.chars().any(char::is_whitespace) {
-        return Err(Error::invalid("image", format!("image {:?} must not contain whitespace", d.image)));
+        return Err(Error::invalid(
+            "image",
+            format!("image {:?} must not contain whitespace", d.image),
+        ));
     }
     if d.env_process.as_deref().is_some_and(|p| p.contains('\0')) {
-        return Err(Error::invalid("envProcess", "envProcess must not contain NUL bytes"));
+        return Err(Error::invalid(
+            "envProcess",
+            "envProcess must not contain NUL bytes",
+        ));
     }
     for (name, value) in &d.env_vars {
         check_env_name(name)?;
         if value.contains('\0') {
-            return Err(Error::invalid(format!("envVars.{name}"), "value must not contain NUL bytes"));
+            return Err(Error::invalid(
+                format!("envVars.{name}"),
+                "value must not contain NUL bytes",
+            ));
         }
     }
     if let Some(labels) = &d.labels {
@@ -239,7 +259,10 @@ pub fn validate_deployment(d: &FunctionDeployment) -> Result<()> {
             match labels.get(key) {
                 None => Ok(None),
                 Some(v) => v.trim().parse::<u64>().map(Some).map_err(|_| {
-                    Error::invalid(format!("labels.{key}"), format!("{key} must be a whole number, got {v:?}"))
+                    Error::invalid(
+                        format!("labels.{key}"),
+                        format!("{key} must be a whole number, got {v:?}"),
+                    )
                 }),
             }
         };
@@ -294,7 +317,10 @@ pub fn validate_secret(secret: &Secret) -> Result<()> {
         Namespace::new(secret.namespace.as_str())?;
     }
     if secret.value.is_empty() && secret.raw_value.is_empty() {
-        return Err(Error::invalid("value", "secret value is empty: set value or rawValue"));
+        return Err(Error::invalid(
+            "value",
+            "secret value is empty: set value or rawValue",
+        ));
     }
     Ok(())
 }
@@ -308,11 +334,23 @@ mod tests {
         for ok in ["a", "echo", "hello-world-2", &"a".repeat(63)] {
             assert!(FunctionName::new(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "Echo", "-echo", "echo-", "echo_1", "ech o", "é", &"a".repeat(64)] {
+        for bad in [
+            "",
+            "Echo",
+            "-echo",
+            "echo-",
+            "echo_1",
+            "ech o",
+            "é",
+            &"a".repeat(64),
+        ] {
             let err = FunctionName::new(bad).unwrap_err();
             assert_eq!(err.field(), Some("service"), "{bad}");
         }
-        assert_eq!(Namespace::new("BAD").unwrap_err().field(), Some("namespace"));
+        assert_eq!(
+            Namespace::new("BAD").unwrap_err().field(),
+            Some("namespace")
+        );
     }
 
     #[test]
@@ -327,7 +365,12 @@ mod tests {
 
     #[test]
     fn label_keys() {
-        for ok in ["com.openfaas.scale.min", "app", "example.com/tier", "a_b-c.d"] {
+        for ok in [
+            "com.openfaas.scale.min",
+            "app",
+            "example.com/tier",
+            "a_b-c.d",
+        ] {
             assert!(check_label_key("labels", ok).is_ok(), "{ok}");
         }
         for bad in ["", "/x", "x/", "Bad Prefix/x", "-x", &"a".repeat(64)] {
@@ -347,11 +390,15 @@ mod tests {
         let err = validate_deployment(&good.clone().with_namespace("Bad")).unwrap_err();
         assert_eq!(err.field(), Some("namespace"));
         let err = validate_deployment(
-            &good.clone().with_label(LABEL_SCALE_MIN, "3").with_label(LABEL_SCALE_MAX, "2"),
+            &good
+                .clone()
+                .with_label(LABEL_SCALE_MIN, "3")
+                .with_label(LABEL_SCALE_MAX, "2"),
         )
         .unwrap_err();
         assert_eq!(err.field(), Some("labels.com.openfaas.scale.min"));
-        let err = validate_deployment(&good.clone().with_label(LABEL_SCALE_MAX, "5000")).unwrap_err();
+        let err =
+            validate_deployment(&good.clone().with_label(LABEL_SCALE_MAX, "5000")).unwrap_err();
         assert_eq!(err.field(), Some("labels.com.openfaas.scale.max"));
         let err = validate_deployment(&good.clone().with_secret("Bad Secret")).unwrap_err();
         assert_eq!(err.field(), Some("secrets[0]"));
@@ -361,12 +408,29 @@ mod tests {
 
     #[test]
     fn scale_and_secrets() {
-        let req = ScaleServiceRequest { service_name: "echo".into(), replicas: 0, namespace: String::new() };
+        let req = ScaleServiceRequest {
+            service_name: "echo".into(),
+            replicas: 0,
+            namespace: String::new(),
+        };
         assert_eq!(validate_scale(&req).unwrap(), 0);
-        let req = ScaleServiceRequest { replicas: 1001, ..req };
+        let req = ScaleServiceRequest {
+            replicas: 1001,
+            ..req
+        };
         assert_eq!(validate_scale(&req).unwrap_err().field(), Some("replicas"));
         validate_secret(&Secret::new("api-key", "x")).unwrap();
-        assert_eq!(validate_secret(&Secret::new("api-key", "")).unwrap_err().field(), Some("value"));
-        assert_eq!(validate_secret(&Secret::new("API", "x")).unwrap_err().field(), Some("name"));
+        assert_eq!(
+            validate_secret(&Secret::new("api-key", ""))
+                .unwrap_err()
+                .field(),
+            Some("value")
+        );
+        assert_eq!(
+            validate_secret(&Secret::new("API", "x"))
+                .unwrap_err()
+                .field(),
+            Some("name")
+        );
     }
 }

@@ -199,6 +199,17 @@ async fn scenario(docker: Docker, network: String, prefix: String) {
         "the in-network gateway did not reach both replicas: {seen:?}"
     );
 
+    // nothing is published: the gateway reached the replicas at their overlay addresses
+    let service = docker.inspect_service(&name, None).await.unwrap();
+    let ports = service
+        .spec
+        .and_then(|s| s.endpoint_spec)
+        .and_then(|e| e.ports);
+    assert!(
+        ports.unwrap_or_default().is_empty(),
+        "the function publishes a port"
+    );
+
     // the gateway's provider sees the task addresses on the overlay network
     let r = http
         .get(format!("{url}/system/function/{name}"))

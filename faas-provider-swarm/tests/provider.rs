@@ -142,7 +142,7 @@ async fn scenario(provider: SwarmProvider, docker: Docker, prefix: String) {
 
     let status = provider.get(&name, NS).await.unwrap();
     assert_eq!(status.limits, d.limits);
-    assert_eq!(status.secrets, [secret.clone()]);
+    assert_eq!(status.secrets, std::slice::from_ref(&secret));
     assert!(status.read_only_root_filesystem);
 
     let endpoint = common::wait_for("a ready replica", READY, || async {
@@ -268,7 +268,7 @@ async fn scenario(provider: SwarmProvider, docker: Docker, prefix: String) {
     assert_eq!(refs[0].secret_id.as_ref(), Some(&after[0]));
     assert_eq!(
         provider.get(&name, NS).await.unwrap().secrets,
-        [secret.clone()]
+        std::slice::from_ref(&secret)
     );
 
     // an unsatisfiable constraint: deployed, never available

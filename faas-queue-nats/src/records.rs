@@ -63,7 +63,11 @@ impl NatsInvocationStore {
             })
             .await
             .map_err(|e| Error::js("records stream creation", e))?;
-        Ok(NatsInvocationStore { js: inner.js.clone(), stream, prefix })
+        Ok(NatsInvocationStore {
+            js: inner.js.clone(),
+            stream,
+            prefix,
+        })
     }
 
     /// Deletes the records stream (tests, uninstall).
@@ -173,7 +177,7 @@ impl NatsInvocationStore {
                 break;
             }
         }
-        matching.sort_by(|a, b| b.queued_at.cmp(&a.queued_at));
+        matching.sort_by_key(|r| std::cmp::Reverse(r.queued_at));
         matching.truncate(if query.limit == 0 { 100 } else { query.limit });
         Ok(matching)
     }

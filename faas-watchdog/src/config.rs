@@ -153,6 +153,11 @@ pub struct Config {
     pub function_env: Vec<(String, String)>,
     /// The working directory of function processes (the watchdog's own when `None`).
     pub working_dir: Option<PathBuf>,
+    /// `die_with_watchdog` (fwatchdog extension, default true): function processes get
+    /// `PR_SET_PDEATHSIG` so the kernel kills them if the watchdog dies, even by SIGKILL. This
+    /// forces `fork` instead of `posix_spawn` (about 30% fewer forks per second measured with
+    /// `cat`); `false` keeps only the process-group kill on timeouts, disconnects and shutdown.
+    pub die_with_watchdog: bool,
     /// Where function log lines go (the watchdog's stderr by default).
     pub log_sink: Arc<dyn LogSink>,
 }
@@ -186,6 +191,7 @@ impl fmt::Debug for Config {
             .field("max_body_bytes", &self.max_body_bytes)
             .field("function_env", &self.function_env.len())
             .field("working_dir", &self.working_dir)
+            .field("die_with_watchdog", &self.die_with_watchdog)
             .finish_non_exhaustive()
     }
 }
@@ -403,6 +409,7 @@ impl Config {
             max_body_bytes,
             function_env,
             working_dir: None,
+            die_with_watchdog: vars.bool("die_with_watchdog", true),
             log_sink: Arc::new(StderrSink::new(prefix_logs)),
         })
     }
@@ -528,6 +535,13 @@ impl Config {
         self
     }
 
+    /// Sets whether function processes are killed by the kernel when the watchdog dies.
+    #[must_use]
+    pub fn with_die_with_watchdog(mut self, enabled: bool) -> Self {
+        self.die_with_watchdog = enabled;
+        self
+    }
+
     /// Sets where function log lines go.
     #[must_use]
     pub fn with_log_sink(mut self, sink: Arc<dyn LogSink>) -> Self {
@@ -590,6 +604,12 @@ mod tests {
         assert_eq!(c.content_type, None);
         assert_eq!(c.lock_file, Some(PathBuf::from("/tmp/.lock")));
         assert_eq!(c.function_env.len(), 1);
+        assert!(c.die_with_watchdog);
+        assert!(
+            !vars(&[("fprocess", "cat"), ("die_with_watchdog", "false")])
+                .unwrap()
+                .die_with_watchdog
+        );
     }
 
     #[test]

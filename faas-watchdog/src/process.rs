@@ -12,6 +12,9 @@ use crate::config::Config;
 /// A command for the configured function process: its own process group, killed on drop, killed
 /// by the kernel if the watchdog dies, with the function's extra environment and working
 /// directory. Standard streams are null until the caller pipes them.
+///
+/// With `die_with_watchdog` the child also gets `PR_SET_PDEATHSIG`; that needs a `pre_exec`
+/// hook, which makes std `fork` instead of `posix_spawn` (vfork).
 pub(crate) fn command(config: &Config) -> io::Result<Command> {
     let argv = config.process_argv();
     let Some((program, args)) = argv.split_first() else {
@@ -36,7 +39,9 @@ pub(crate) fn command(config: &Config) -> io::Result<Command> {
     if let Some(dir) = &config.working_dir {
         cmd.current_dir(dir);
     }
-    die_with_parent(&mut cmd);
+    if config.die_with_watchdog {
+        die_with_parent(&mut cmd);
+    }
     Ok(cmd)
 }
 

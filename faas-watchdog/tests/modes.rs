@@ -112,6 +112,24 @@ async fn classic_marshal_request_and_content_type_override() {
 }
 
 #[tokio::test]
+async fn fork_modes_work_without_the_parent_death_signal() {
+    for mode in ["", "serializing", "streaming"] {
+        let wd = start(&[
+            ("fprocess", "cat"),
+            ("mode", mode),
+            ("die_with_watchdog", "false"),
+        ])
+        .await;
+        assert_eq!(
+            post(wd.url("/"), "posix_spawn").await.text(),
+            "posix_spawn",
+            "mode {mode:?}"
+        );
+        wd.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
 async fn serializing_mode_buffers_stdout_with_of_watchdog_defaults() {
     let wd = start(&[("fprocess", "wc -c"), ("mode", "serializing")]).await;
     let answer = post(wd.url("/"), "12345").await;

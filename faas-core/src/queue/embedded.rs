@@ -101,6 +101,8 @@ struct Inner {
 
 /// The durable, embedded [`Queue`]: survives `kill -9` of its process. Cheap to clone.
 ///
+/// One process at a time: two processes opening the same directory would interleave their logs.
+///
 /// ```no_run
 /// # async fn demo() -> faas_core::Result<()> {
 /// use faas_core::queue::{EmbeddedQueue, EmbeddedQueueConfig, Queue, QueuedRequest};
