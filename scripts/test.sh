@@ -6,6 +6,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 if [[ "${1:-}" == "--ignored" ]]; then
     # Serial: these tests share one swarm and one NATS server.
-    exec cargo test --workspace --locked -- --ignored --test-threads=1
+    exec cargo test --workspace --locked --no-fail-fast -- --ignored --test-threads=1
 fi
-exec cargo test --workspace --locked
+exec cargo test --workspace --locked --no-fail-fast

@@ -1,11 +1,10 @@
 //! The `FROM scratch` image template (`templates/rust/Dockerfile.scratch`) with the static `hello`
 //! example: built, run, invoked, stopped with SIGTERM (PID 1 in the container) and removed.
 //!
-//! Needs Docker and the static binary:
-//! `cargo build --release --target x86_64-unknown-linux-musl -p hello`, then
-//! `cargo nextest run -p faas-sdk --test image --run-ignored ignored-only`.
+//! Needs Docker (`scripts/docker.sh`) and the musl target (`scripts/install-deps.sh`); the test builds
+//! the static binary itself: `cargo test -p faas-sdk --test image -- --ignored`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -40,6 +39,29 @@ fn docker_output(args: &[&str]) -> Output {
     child.wait_with_output().expect("docker output")
 }
 
+/// Builds the static `hello` example the way `scripts/build-images.sh` does (its own target dir,
+/// `target/musl`, so the shared one is not locked) and returns the binary's path. Cargo makes this
+/// a no-op when the binary is up to date.
+fn build_static_hello(root: &Path) -> PathBuf {
+    let target_dir = root.join("target/musl");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .current_dir(root)
+        .args(["build", "--release", "--target", "x86_64-unknown-linux-musl", "-p", "hello"])
+        .arg("--target-dir")
+        .arg(&target_dir)
+        .status()
+        .expect("run cargo build");
+    assert!(
+        status.success(),
+        "cargo build --release --target x86_64-unknown-linux-musl -p hello failed: \
+         run scripts/install-deps.sh (it adds the musl target)"
+    );
+    let binary = target_dir.join("x86_64-unknown-linux-musl/release/hello");
+    assert!(binary.is_file(), "{} is missing after the build", binary.display());
+    binary
+}
+
 /// Removes the container and the image, whatever happens.
 struct Cleanup {
     container: String,
@@ -54,15 +76,10 @@ impl Drop for Cleanup {
 }
 
 #[tokio::test]
-#[ignore = "needs docker and the musl hello binary"]
+#[ignore = "needs docker"]
 async fn the_scratch_image_serves_and_stops_cleanly() {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
-    let binary = root.join("target/x86_64-unknown-linux-musl/release/hello");
-    assert!(
-        binary.is_file(),
-        "{} is missing: cargo build --release --target x86_64-unknown-linux-musl -p hello",
-        binary.display()
-    );
+    let binary = build_static_hello(&root);
     let context = tempfile::tempdir().unwrap();
     std::fs::copy(&binary, context.path().join("function")).unwrap();
 
