@@ -101,7 +101,8 @@ struct Inner {
 
 /// The durable, embedded [`Queue`]: survives `kill -9` of its process. Cheap to clone.
 ///
-/// One process at a time: two processes opening the same directory would interleave their logs.
+/// One process at a time: the directory is locked (`flock` on `<dir>/lock`) while the queue is open,
+/// and a second open, from this process or another, fails with [`ErrorKind::Unavailable`].
 ///
 /// ```no_run
 /// # async fn demo() -> faas_core::Result<()> {
@@ -134,7 +135,8 @@ impl EmbeddedQueue {
     /// `spawn_blocking`). Calls pending when the log was last written are delivered again.
     ///
     /// # Errors
-    /// [`ErrorKind::Backend`] when the directory or the log cannot be read or written.
+    /// [`ErrorKind::Backend`] when the directory or the log cannot be read or written,
+    /// [`ErrorKind::Unavailable`] when another queue has the directory open.
     pub fn open(config: EmbeddedQueueConfig) -> Result<Self> {
         let mut pending: HashMap<String, Recovered> = HashMap::new();
         let mut order: Vec<String> = Vec::new();
@@ -456,10 +458,20 @@ mod tests {
         first.ack().await.unwrap();
         let second = deliveries.next().await.unwrap().unwrap();
         assert_eq!(second.request, big);
-        // The process dies here: `second` was running, never acked.
+        // The process dies here: `second` was running, never acked. What survives a crash is the
+        // directory as it is now; the leaked delivery keeps this process's log (and its lock) open,
+        // so the "restarted process" opens a copy of the directory.
         std::mem::forget(second);
         drop(deliveries);
         drop(queue);
+        let restarted = tempfile::tempdir().unwrap();
+        for entry in std::fs::read_dir(dir.path()).unwrap() {
+            let entry = entry.unwrap();
+            if entry.file_name() != "lock" {
+                std::fs::copy(entry.path(), restarted.path().join(entry.file_name())).unwrap();
+            }
+        }
+        let config = EmbeddedQueueConfig::new(restarted.path()).with_inline_bytes(16);
 
         let queue = EmbeddedQueue::open(config).unwrap();
         assert_eq!(queue.len(), 2);

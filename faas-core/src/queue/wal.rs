@@ -45,6 +45,34 @@ pub(super) struct Wal {
     writer: Mutex<Option<std::thread::JoinHandle<()>>>,
     current: Arc<AtomicU64>,
     failed: Arc<AtomicBool>,
+    /// `<dir>/lock`, held with an exclusive `flock` for as long as the log is open: a second
+    /// process opening the same directory would interleave its frames with ours.
+    _lock: File,
+}
+
+/// Takes the exclusive lock of the log directory `dir` (`<dir>/lock`), or says who to stop.
+fn lock_dir(dir: &Path) -> Result<File> {
+    let path = dir.join("lock");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .read(true)
+        .write(true)
+        .open(&path)
+        .map_err(|e| io_error(format!("cannot open {}", path.display()), e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(fs::TryLockError::WouldBlock) => Err(Error::new(
+            ErrorKind::Unavailable,
+            format!(
+                "the queue directory {} is in use by another process: stop it or give this one another directory",
+                dir.display()
+            ),
+        )),
+        Err(fs::TryLockError::Error(e)) => {
+            Err(io_error(format!("cannot lock {}", path.display()), e))
+        }
+    }
 }
 
 fn io_error(message: impl Into<String>, err: io::Error) -> Error {
@@ -125,6 +153,7 @@ impl Wal {
     ) -> Result<Self> {
         fs::create_dir_all(dir)
             .map_err(|e| io_error(format!("cannot create {}", dir.display()), e))?;
+        let lock = lock_dir(dir)?;
         let segments = list_segments(dir)
             .map_err(|e| io_error(format!("cannot list {}", dir.display()), e))?;
         for (i, &id) in segments.iter().enumerate() {
@@ -170,6 +199,7 @@ impl Wal {
             writer: Mutex::new(Some(writer)),
             current,
             failed,
+            _lock: lock,
         })
     }
 
@@ -407,6 +437,22 @@ mod tests {
         let mut seen = Vec::new();
         let wal = Wal::open(dir, 1 << 20, &mut |pos, payload| seen.push((pos, payload))).unwrap();
         (wal, seen)
+    }
+
+    #[test]
+    fn a_directory_is_opened_by_one_log_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let (wal, _) = reopen(dir.path());
+        let Err(err) = Wal::open(dir.path(), 1 << 20, &mut |_, _| {}) else {
+            panic!("a second log on the same directory is refused");
+        };
+        assert_eq!(err.kind(), ErrorKind::Unavailable);
+        assert!(
+            err.to_string().contains("in use by another process"),
+            "{err}"
+        );
+        drop(wal);
+        let (_again, _) = reopen(dir.path());
     }
 
     #[tokio::test]
