@@ -30,6 +30,11 @@ pub const LABEL_SECRET: &str = "com.openfaas.secret";
 pub const LABEL_MANAGED: &str = "com.faas-rs.managed";
 /// The environment variable the watchdog runs.
 pub const ENV_FPROCESS: &str = "fprocess";
+/// The environment variable naming the function in its container (read by faas-sdk's
+/// `Context::function_name`); set unless the deployment's `envVars` set it.
+pub const ENV_FUNCTION_NAME: &str = "OPENFAAS_NAME";
+/// The environment variable naming the function's namespace in its container.
+pub const ENV_NAMESPACE: &str = "OPENFAAS_NAMESPACE";
 /// Where secrets are mounted in a function's container.
 pub const SECRETS_DIR: &str = "/var/openfaas/secrets";
 
@@ -78,6 +83,14 @@ pub fn service_spec(
             continue;
         }
         env.push(format!("{key}={value}"));
+    }
+    for (key, value) in [
+        (ENV_FUNCTION_NAME, name.as_str()),
+        (ENV_NAMESPACE, namespace),
+    ] {
+        if !deployment.env_vars.contains_key(key) {
+            env.push(format!("{key}={value}"));
+        }
     }
 
     for (i, constraint) in deployment.constraints.iter().enumerate() {
@@ -255,8 +268,15 @@ pub fn function_status(service: &Service, namespace: &str, available: u64) -> Fu
     );
     for entry in container.env.iter().flatten() {
         let (key, value) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+        let platform = match key {
+            ENV_FUNCTION_NAME => spec.name.as_deref(),
+            ENV_NAMESPACE => Some(namespace),
+            _ => None,
+        };
         if key == ENV_FPROCESS {
             deployment.env_process = Some(value.to_owned());
+        } else if platform == Some(value) {
+            // Set by the provider (service_spec), not by the deployment.
         } else {
             deployment.env_vars.insert(key.to_owned(), value.to_owned());
         }
@@ -487,7 +507,12 @@ mod tests {
         let container = task.container_spec.as_ref().unwrap();
         assert_eq!(
             container.env.as_deref().unwrap(),
-            ["fprocess=cat", "write_debug=true"]
+            [
+                "fprocess=cat",
+                "write_debug=true",
+                "OPENFAAS_NAME=echo",
+                "OPENFAAS_NAMESPACE=openfaas-fn"
+            ]
         );
         assert_eq!(container.read_only, Some(true));
         assert_eq!(
