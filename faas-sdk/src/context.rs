@@ -112,7 +112,7 @@ impl Context {
         let requested = headers
             .get(X_TIMEOUT)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| crate::config::parse_duration(v).ok())
+            .and_then(|v| faas_core::model::parse_duration(v).ok())
             .filter(|d| !d.is_zero());
         let timeout = match (function.exec_timeout, requested) {
             (Some(a), Some(b)) => Some(a.min(b)),
