@@ -47,7 +47,14 @@ fn build_static_hello(root: &Path) -> PathBuf {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
         .current_dir(root)
-        .args(["build", "--release", "--target", "x86_64-unknown-linux-musl", "-p", "hello"])
+        .args([
+            "build",
+            "--release",
+            "--target",
+            "x86_64-unknown-linux-musl",
+            "-p",
+            "hello",
+        ])
         .arg("--target-dir")
         .arg(&target_dir)
         .status()
@@ -58,7 +65,11 @@ fn build_static_hello(root: &Path) -> PathBuf {
          run scripts/install-deps.sh (it adds the musl target)"
     );
     let binary = target_dir.join("x86_64-unknown-linux-musl/release/hello");
-    assert!(binary.is_file(), "{} is missing after the build", binary.display());
+    assert!(
+        binary.is_file(),
+        "{} is missing after the build",
+        binary.display()
+    );
     binary
 }
 
