@@ -225,6 +225,30 @@ fn up_reports_a_port_that_is_taken() {
     assert_eq!(line.lines().count(), 1);
 }
 
+#[test]
+fn up_refuses_a_callback_ca_file_it_cannot_use() {
+    let tmp = tempfile::tempdir().unwrap();
+    let not_pem = tmp.path().join("ca.pem");
+    std::fs::write(&not_pem, "hello\n").unwrap();
+    for (file, reason) in [
+        (tmp.path().join("missing.pem"), "cannot read the CA file"),
+        (not_pem, "holds no certificate"),
+    ] {
+        let mut command = Command::new(FAAS);
+        command
+            .args(["up", "--port", "0", "--data-dir"])
+            .arg(tmp.path())
+            .arg("--callback-ca-file")
+            .arg(&file)
+            .env("RUST_LOG", "off");
+        let out = run(command, b"");
+        assert!(!out.status.success());
+        let text = stderr(&out);
+        assert!(text.contains("--callback-ca-file"), "{text}");
+        assert!(text.contains(reason), "{text}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_follow_streams_new_lines() {
     use std::io::{BufRead, BufReader};

@@ -6,7 +6,7 @@
 //! dir (`<data>/queue`, `<data>/invocations`) and survive a crash of the process. With NATS both
 //! live in JetStream (the records in `<stream>_RECORDS`), shared by every gateway and worker.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -16,7 +16,9 @@ use faas_core::ErrorKind;
 use faas_core::invoke::Body;
 use faas_core::model::{FunctionStatus, parse_duration};
 use faas_core::queue::records::{EmbeddedInvocationStore, InvocationStore, RecordsConfig};
-use faas_core::queue::worker::{CallTarget, QueueWorker, RetryPolicy, WorkerConfig};
+use faas_core::queue::worker::{
+    CallTarget, CallbackPolicy, QueueWorker, RetryPolicy, WorkerConfig,
+};
 use faas_core::queue::{EmbeddedQueue, EmbeddedQueueConfig, Queue};
 use faas_queue_nats::{NatsInvocationStore, NatsQueue, NatsQueueConfig};
 use futures_util::TryStreamExt;
@@ -111,6 +113,20 @@ pub struct QueueArgs {
     /// With a NATS queue: the JetStream stream (several platforms can share one server).
     #[arg(long, env = "FAAS_NATS_STREAM", default_value = "FAAS_ASYNC")]
     pub nats_stream: String,
+    /// A PEM file of root certificates trusted for https callbacks beside the system's (an
+    /// internal CA). The system's store honours SSL_CERT_FILE and SSL_CERT_DIR.
+    #[arg(long, env = "FAAS_CALLBACK_CA_FILE", value_parser = ca_file_arg)]
+    pub callback_ca_file: Option<PathBuf>,
+}
+
+/// A CA file is checked when the flags are parsed, so that a typo fails at startup.
+fn ca_file_arg(s: &str) -> std::result::Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    CallbackPolicy::default()
+        .with_ca_file(&path)
+        .check()
+        .map_err(|e| e.to_string())?;
+    Ok(path)
 }
 
 impl QueueArgs {
@@ -123,7 +139,12 @@ impl QueueArgs {
             .with_codes(self.retry_http_codes.0.iter().copied());
         let progress =
             (self.queue_ack_wait / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
+        let mut callback = CallbackPolicy::default();
+        if let Some(path) = &self.callback_ca_file {
+            callback = callback.with_ca_file(path);
+        }
         WorkerConfig::default()
+            .with_callback(callback)
             .with_concurrency(self.queue_concurrency)
             .with_retry(retry)
             .with_progress_interval(progress)

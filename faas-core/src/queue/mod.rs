@@ -29,6 +29,7 @@ mod embedded;
 mod memory;
 pub mod records;
 mod sched;
+mod tls;
 mod wal;
 pub mod worker;
 

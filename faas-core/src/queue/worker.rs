@@ -21,6 +21,7 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -38,6 +39,8 @@ use hyper_util::rt::TokioExecutor;
 use rand::Rng;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
+
+use super::tls::HttpsClient;
 
 use super::records::{
     Durability, InvocationRecord, InvocationResult, InvocationStatus, InvocationStore,
@@ -203,6 +206,9 @@ pub struct CallbackPolicy {
     pub timeout: Duration,
     /// The first backoff; doubles up to 10 s. Default 200 ms.
     pub initial_wait: Duration,
+    /// A PEM file of extra root certificates trusted for `https` callbacks, beyond the system's
+    /// (an internal CA). Default none.
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for CallbackPolicy {
@@ -211,6 +217,7 @@ impl Default for CallbackPolicy {
             max_attempts: 5,
             timeout: Duration::from_secs(10),
             initial_wait: Duration::from_millis(200),
+            ca_file: None,
         }
     }
 }
@@ -235,6 +242,26 @@ impl CallbackPolicy {
     pub fn with_initial_wait(mut self, wait: Duration) -> Self {
         self.initial_wait = wait;
         self
+    }
+
+    /// Trusts the root certificates of the PEM file `path` for `https` callbacks, beside the
+    /// system's.
+    #[must_use]
+    pub fn with_ca_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.ca_file = Some(path.into());
+        self
+    }
+
+    /// Checks the policy's files: the CA file must be readable PEM holding a certificate. Call it
+    /// at startup so that a typo fails there rather than at the first https callback.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] naming the file and what is wrong with it.
+    pub fn check(&self) -> Result<()> {
+        if let Some(path) = &self.ca_file {
+            super::tls::pem_certificates(path)?;
+        }
+        Ok(())
     }
 }
 
@@ -410,6 +437,8 @@ struct Inner {
     store: Arc<dyn InvocationStore>,
     config: WorkerConfig,
     client: Client<HttpConnector, Full<Bytes>>,
+    /// The https callback client, built on the first https callback (or why it cannot be).
+    https: tokio::sync::OnceCell<std::result::Result<HttpsClient, String>>,
     functions: Mutex<HashMap<FunctionKey, (Instant, Arc<FunctionMeta>)>>,
     limits: Mutex<HashMap<FunctionKey, (usize, Arc<Semaphore>)>>,
     counters: Counters,
@@ -476,6 +505,7 @@ impl QueueWorker {
                 store,
                 config,
                 client,
+                https: tokio::sync::OnceCell::new(),
                 functions: Mutex::default(),
                 limits: Mutex::default(),
                 counters: Counters::default(),
@@ -902,6 +932,21 @@ impl Inner {
         self.ack(delivery).await;
     }
 
+    /// The https callback client, built once (reading the certificate store) on first use.
+    async fn https_client(&self) -> std::result::Result<&HttpsClient, &str> {
+        let built = self
+            .https
+            .get_or_init(|| async {
+                let ca_file = self.config.callback.ca_file.clone();
+                tokio::task::spawn_blocking(move || super::tls::https_client(ca_file.as_deref()))
+                    .await
+                    .map_err(|e| format!("building the https client panicked: {e}"))
+                    .and_then(|built| built.map_err(|e| e.to_string()))
+            })
+            .await;
+        built.as_ref().map_err(String::as_str)
+    }
+
     /// POSTs the outcome to the callback URL, retrying; the receiver's last status, if any.
     async fn callback(
         &self,
@@ -921,17 +966,30 @@ impl Inner {
                 return None;
             }
         };
-        if uri.scheme() != Some(&http::uri::Scheme::HTTP) {
-            tracing::warn!(
-                call_id = request.call_id,
-                url,
-                "only http callbacks are supported by this build"
-            );
-            self.counters
-                .callback_failures
-                .fetch_add(1, Ordering::Relaxed);
-            return None;
-        }
+        let https = match uri.scheme_str() {
+            Some("http") => None,
+            Some("https") => match self.https_client().await {
+                Ok(client) => Some(client),
+                Err(err) => {
+                    tracing::warn!(call_id = request.call_id, url, error = %err, "cannot call back over https");
+                    self.counters
+                        .callback_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            },
+            _ => {
+                tracing::warn!(
+                    call_id = request.call_id,
+                    url,
+                    "callback urls are http or https"
+                );
+                self.counters
+                    .callback_failures
+                    .fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+        };
         let (status, content_type, body) = match outcome {
             Attempt::Response {
                 status,
@@ -969,7 +1027,11 @@ impl Inner {
                     .fetch_add(1, Ordering::Relaxed);
                 return None;
             };
-            match tokio::time::timeout(policy.timeout, self.client.request(cb_request)).await {
+            let sent = match https {
+                Some(client) => client.request(cb_request),
+                None => self.client.request(cb_request),
+            };
+            match tokio::time::timeout(policy.timeout, sent).await {
                 Ok(Ok(response)) => {
                     let code = response.status();
                     // Drain the body so the connection can be reused.
