@@ -12,6 +12,14 @@ use serde::{Deserialize, Serialize};
 /// The namespace functions live in when a request names none, as in OpenFaaS.
 pub const DEFAULT_NAMESPACE: &str = "openfaas-fn";
 
+/// The environment variable naming the function inside its replicas. OpenFaaS sets none; the
+/// faas-rs providers set it unless the deployment's `envVars` do (faas-sdk's
+/// `Context::function_name` reads it).
+pub const ENV_FUNCTION_NAME: &str = "OPENFAAS_NAME";
+/// The environment variable naming the function's namespace inside its replicas (set as
+/// [`ENV_FUNCTION_NAME`]).
+pub const ENV_NAMESPACE: &str = "OPENFAAS_NAMESPACE";
+
 /// The label that marks a resource as an OpenFaaS function (Swarm services, Kubernetes deployments).
 pub const LABEL_FUNCTION: &str = "com.openfaas.function";
 /// Minimum replicas label (also the initial replica count of a deployment).
@@ -506,12 +514,18 @@ pub struct LogMessage {
 }
 
 /// A ready replica's address, as the invoker balances over them.
+///
+/// A replica that runs inside this process (the local provider's watchdogs) also carries an
+/// [`InProcess`] handle: the invoker then calls it directly instead of over loopback TCP. The
+/// handle is not serialized; `authority` stays the replica's address for everything else.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Endpoint {
     /// A stable id of the replica (task id, pod name, local replica id).
     pub id: String,
     /// `host:port` the replica's watchdog listens on (`127.0.0.1:40123`, `10.0.1.5:8080`).
     pub authority: String,
+    #[serde(skip)]
+    in_process: Option<InProcess>,
 }
 
 impl Endpoint {
@@ -520,7 +534,90 @@ impl Endpoint {
         Endpoint {
             id: id.into(),
             authority: authority.into(),
+            in_process: None,
         }
+    }
+
+    /// The same endpoint, also reachable in this process through `handle`.
+    #[must_use]
+    pub fn with_in_process(mut self, handle: InProcess) -> Self {
+        self.in_process = Some(handle);
+        self
+    }
+
+    /// The in-process handle of the replica, when it runs in this process.
+    pub fn in_process(&self) -> Option<&InProcess> {
+        self.in_process.as_ref()
+    }
+}
+
+/// The service type of an [`InProcess`] handle: a request with a streaming body in, the replica's
+/// response out.
+///
+/// Its contract: an `Err` means the replica did not take the request (it is not serving, for
+/// example while it stops) and did not poll its body, so the caller may send it to another
+/// replica; every answer of the replica, errors included (429, 502, 504...), is an `Ok` response.
+pub type InProcessService = tower::util::BoxCloneSyncService<
+    http::Request<crate::invoke::Body>,
+    http::Response<crate::invoke::Body>,
+    crate::BoxError,
+>;
+
+/// A replica's request handler, callable in this process without a socket.
+///
+/// Two handles are equal when they are clones of the same one (each [`InProcess::new`] gets a
+/// new identity), so an endpoint whose replica restarted is a new endpoint.
+#[derive(Clone)]
+pub struct InProcess {
+    id: u64,
+    service: InProcessService,
+}
+
+impl InProcess {
+    /// A handle on `service` (see [`InProcessService`] for its contract).
+    pub fn new(service: InProcessService) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        InProcess {
+            id: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            service,
+        }
+    }
+
+    /// A clone of the service, to call.
+    pub fn service(&self) -> InProcessService {
+        self.service.clone()
+    }
+}
+
+impl std::fmt::Debug for InProcess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InProcess").field("id", &self.id).finish()
+    }
+}
+
+impl PartialEq for InProcess {
+    fn eq(&self, other: &Self) -> bool {
+        self.id == other.id
+    }
+}
+
+impl Eq for InProcess {}
+
+impl std::hash::Hash for InProcess {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.id.hash(state);
+    }
+}
+
+impl PartialOrd for InProcess {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for InProcess {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.id.cmp(&other.id)
     }
 }
 

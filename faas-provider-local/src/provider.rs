@@ -9,8 +9,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::Utc;
 use faas_core::model::{
-    DEFAULT_NAMESPACE, Endpoint, FunctionDeployment, FunctionStatus, LogMessage, LogRequest,
-    ProviderInfo, Secret, SecretInfo, VersionInfo,
+    DEFAULT_NAMESPACE, ENV_FUNCTION_NAME, ENV_NAMESPACE, Endpoint, FunctionDeployment,
+    FunctionStatus, LogMessage, LogRequest, ProviderInfo, Secret, SecretInfo, VersionInfo,
 };
 use faas_core::validate::{self, Namespace};
 use faas_core::{Error as CoreError, Provider};
@@ -50,6 +50,10 @@ pub struct LocalConfig {
     /// How long a rolling update waits for the new replicas before retiring the old ones anyway
     /// (120 s).
     pub rollout_timeout: Duration,
+    /// Whether endpoints carry an in-process handle on their watchdog (true), so that a gateway in
+    /// this process calls replicas directly instead of over loopback TCP. Their loopback listeners
+    /// serve either way.
+    pub in_process: bool,
 }
 
 impl Default for LocalConfig {
@@ -74,6 +78,7 @@ impl LocalConfig {
             drain_grace: Duration::from_secs(2),
             drain_timeout: Duration::from_secs(60),
             rollout_timeout: Duration::from_secs(120),
+            in_process: true,
         }
     }
 
@@ -126,6 +131,13 @@ impl LocalConfig {
     #[must_use]
     pub fn rollout_timeout(mut self, timeout: Duration) -> Self {
         self.rollout_timeout = timeout;
+        self
+    }
+
+    /// Sets whether endpoints carry an in-process handle (see [`LocalConfig::in_process`]).
+    #[must_use]
+    pub fn in_process(mut self, enabled: bool) -> Self {
+        self.in_process = enabled;
         self
     }
 }
@@ -194,6 +206,7 @@ impl LocalProvider {
             probe_timeout: Duration::from_secs(2),
             drain_grace: config.drain_grace,
             drain_timeout: config.drain_timeout,
+            in_process: config.in_process,
         });
         let runtime = Runtime {
             settings,
@@ -326,7 +339,7 @@ impl LocalProvider {
             .inner
             .store
             .secrets_view(namespace, &deployment.service);
-        Arc::new(run_spec(deployment, &view))
+        Arc::new(run_spec(namespace, deployment, &view))
     }
 
     /// Validates a deployment for this provider and returns its namespace; nothing is created.
@@ -588,9 +601,10 @@ impl Provider for LocalProvider {
     }
 }
 
-/// What the replicas of `deployment` run, its secrets being under `secrets_view` (see
-/// [`LocalProvider::run_spec`]).
-fn run_spec(deployment: &FunctionDeployment, secrets_view: &Path) -> RunSpec {
+/// What the replicas of `deployment` in `namespace` run, its secrets being under `secrets_view`
+/// (see [`LocalProvider::run_spec`]). The function learns its own name and namespace from
+/// `OPENFAAS_NAME` and `OPENFAAS_NAMESPACE` (as on the Swarm provider) unless its `envVars` set them.
+fn run_spec(namespace: &str, deployment: &FunctionDeployment, secrets_view: &Path) -> RunSpec {
     let mut vars: Vec<(String, String)> = deployment
         .env_vars
         .iter()
@@ -610,6 +624,14 @@ fn run_spec(deployment: &FunctionDeployment, secrets_view: &Path) -> RunSpec {
         SECRET_MOUNT_PATH.to_owned(),
         secrets_view.to_string_lossy().into_owned(),
     ));
+    for (key, value) in [
+        (ENV_FUNCTION_NAME, deployment.service.as_str()),
+        (ENV_NAMESPACE, namespace),
+    ] {
+        if !deployment.env_vars.contains_key(key) {
+            vars.push((key.to_owned(), value.to_owned()));
+        }
+    }
     let image = Path::new(&deployment.image);
     let working_dir = image
         .is_dir()
@@ -653,7 +675,7 @@ mod tests {
             .with_env("function_process", "cat")
             .with_env(SECRET_MOUNT_PATH, "/elsewhere")
             .with_env("GREETING", "hi");
-        let spec = run_spec(&d, Path::new("/data/functions/ns/f/secrets"));
+        let spec = run_spec("ns", &d, Path::new("/data/functions/ns/f/secrets"));
         assert_eq!(var(&spec, "fprocess"), ["wc -l"]);
         assert!(var(&spec, "function_process").is_empty());
         assert_eq!(
@@ -661,6 +683,8 @@ mod tests {
             ["/data/functions/ns/f/secrets"]
         );
         assert_eq!(var(&spec, "GREETING"), ["hi"]);
+        assert_eq!(var(&spec, ENV_FUNCTION_NAME), ["f"]);
+        assert_eq!(var(&spec, ENV_NAMESPACE), ["ns"]);
         assert_eq!(spec.working_dir, None);
         assert!(!spec.auto_upstream);
         spec.validate().unwrap();
@@ -675,10 +699,20 @@ mod tests {
     }
 
     #[test]
+    fn the_deployment_may_name_itself_differently() {
+        let d = FunctionDeployment::new("f", "x")
+            .with_env_process("cat")
+            .with_env(ENV_FUNCTION_NAME, "alias");
+        let spec = run_spec("ns", &d, Path::new("/s"));
+        assert_eq!(var(&spec, ENV_FUNCTION_NAME), ["alias"]);
+        assert_eq!(var(&spec, ENV_NAMESPACE), ["ns"]);
+    }
+
+    #[test]
     fn an_image_naming_a_directory_is_the_working_directory() {
         let dir = tempfile::tempdir().unwrap();
         let d = FunctionDeployment::new("f", dir.path().to_string_lossy()).with_env_process("cat");
-        let spec = run_spec(&d, Path::new("/s"));
+        let spec = run_spec("ns", &d, Path::new("/s"));
         assert_eq!(spec.working_dir.as_deref(), Some(dir.path()));
     }
 
@@ -687,7 +721,7 @@ mod tests {
         let d = FunctionDeployment::new("f", "x")
             .with_env_process("server")
             .with_env("mode", "http");
-        let spec = run_spec(&d, Path::new("/s"));
+        let spec = run_spec("ns", &d, Path::new("/s"));
         assert!(spec.auto_upstream);
         let sink: Arc<dyn faas_watchdog::LogSink> = Arc::new(faas_watchdog::StderrSink::new(false));
         let config = spec.config(sink).unwrap();
@@ -705,7 +739,7 @@ mod tests {
         );
 
         let fixed = d.with_env("upstream_url", "http://127.0.0.1:5000");
-        let spec = run_spec(&fixed, Path::new("/s"));
+        let spec = run_spec("ns", &fixed, Path::new("/s"));
         assert!(!spec.auto_upstream);
         let sink: Arc<dyn faas_watchdog::LogSink> = Arc::new(faas_watchdog::StderrSink::new(false));
         assert_eq!(

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use faas_core::model::Endpoint;
+use faas_core::model::{Endpoint, InProcess};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::TokioIo;
 use tokio::sync::watch;
@@ -34,6 +34,8 @@ pub(crate) struct Settings {
     pub(crate) probe_timeout: Duration,
     pub(crate) drain_grace: Duration,
     pub(crate) drain_timeout: Duration,
+    /// Endpoints carry the watchdog's in-process handle.
+    pub(crate) in_process: bool,
 }
 
 /// What a replica's watchdog runs: the function's variables (the watchdog's configuration and the
@@ -99,6 +101,8 @@ impl RunSpec {
 pub(crate) struct Status {
     /// Where its watchdog listens (while it runs).
     pub(crate) addr: Option<SocketAddr>,
+    /// Its watchdog's in-process handle (while it runs, when enabled).
+    pub(crate) in_process: Option<InProcess>,
     /// Its watchdog answered `/_/ready` since it last started.
     pub(crate) ready: bool,
     /// It is being drained: no new requests.
@@ -156,7 +160,11 @@ impl Replica {
         let status = self.status.borrow();
         match status.addr {
             Some(addr) if status.ready && !status.draining && !status.stopped => {
-                Some(Endpoint::new(self.id.to_string(), addr.to_string()))
+                let endpoint = Endpoint::new(self.id.to_string(), addr.to_string());
+                Some(match &status.in_process {
+                    Some(handle) => endpoint.with_in_process(handle.clone()),
+                    None => endpoint,
+                })
             }
             _ => None,
         }
@@ -198,6 +206,7 @@ impl Replica {
                 s.stopped = true;
                 s.ready = false;
                 s.addr = None;
+                s.in_process = None;
             });
         }
     }
@@ -212,6 +221,7 @@ impl Drop for StoppedOnDrop {
             s.stopped = true;
             s.ready = false;
             s.addr = None;
+            s.in_process = None;
         });
     }
 }
@@ -237,6 +247,7 @@ async fn supervise(
         replica.status.send_modify(|s| {
             s.ready = false;
             s.addr = None;
+            s.in_process = None;
         });
         if replica.stop.is_cancelled() {
             return;
@@ -273,7 +284,11 @@ async fn run_once(
     let config = spec.config(sink)?;
     let watchdog = faas_watchdog::Watchdog::bind(config).await?;
     let addr = watchdog.local_addr();
-    replica.status.send_modify(|s| s.addr = Some(addr));
+    let handle = settings.in_process.then(|| watchdog.in_process());
+    replica.status.send_modify(|s| {
+        s.addr = Some(addr);
+        s.in_process = handle;
+    });
     let stop = replica.stop.clone();
     let run = watchdog.run(async move { stop.cancelled().await });
     tokio::pin!(run);

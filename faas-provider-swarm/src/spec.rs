@@ -30,11 +30,7 @@ pub const LABEL_SECRET: &str = "com.openfaas.secret";
 pub const LABEL_MANAGED: &str = "com.faas-rs.managed";
 /// The environment variable the watchdog runs.
 pub const ENV_FPROCESS: &str = "fprocess";
-/// The environment variable naming the function in its container (read by faas-sdk's
-/// `Context::function_name`); set unless the deployment's `envVars` set it.
-pub const ENV_FUNCTION_NAME: &str = "OPENFAAS_NAME";
-/// The environment variable naming the function's namespace in its container.
-pub const ENV_NAMESPACE: &str = "OPENFAAS_NAMESPACE";
+pub use faas_core::model::{ENV_FUNCTION_NAME, ENV_NAMESPACE};
 /// Where secrets are mounted in a function's container.
 pub const SECRETS_DIR: &str = "/var/openfaas/secrets";
 

@@ -15,11 +15,7 @@ use crate::error::Error;
 pub const DEFAULT_SECRETS_DIR: &str = "/var/openfaas/secrets";
 /// The variable overriding the secrets directory.
 pub const ENV_SECRET_MOUNT_PATH: &str = "secret_mount_path";
-/// The variable naming the function. OpenFaaS sets none by default: a provider (or the
-/// deployment's `envVars`) sets it.
-pub const ENV_FUNCTION_NAME: &str = "OPENFAAS_NAME";
-/// The variable naming the function's namespace.
-pub const ENV_NAMESPACE: &str = "OPENFAAS_NAMESPACE";
+pub use faas_core::model::{ENV_FUNCTION_NAME, ENV_NAMESPACE};
 /// `X-Call-Id`: the gateway's id of a call.
 pub const X_CALL_ID: HeaderName = HeaderName::from_static("x-call-id");
 /// `X-Timeout`: a caller's time budget for this call (`5s`, `500ms` or plain seconds), shortening

@@ -4,13 +4,14 @@ use std::collections::HashMap;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use faas_core::model::parse_duration;
 
 use crate::error::{Error, Result};
 use crate::logs::{LogSink, StderrSink};
+use crate::process::Launcher;
 use crate::server::ServeConfig;
 
 /// How the watchdog runs the function process.
@@ -153,13 +154,29 @@ pub struct Config {
     pub function_env: Vec<(String, String)>,
     /// The working directory of function processes (the watchdog's own when `None`).
     pub working_dir: Option<PathBuf>,
-    /// `die_with_watchdog` (fwatchdog extension, default true): function processes get
-    /// `PR_SET_PDEATHSIG` so the kernel kills them if the watchdog dies, even by SIGKILL. This
-    /// forces `fork` instead of `posix_spawn` (about 30% fewer forks per second measured with
-    /// `cat`); `false` keeps only the process-group kill on timeouts, disconnects and shutdown.
+    /// `die_with_watchdog` (fwatchdog extension; default true in `http` mode, false in the fork
+    /// modes): function processes get `PR_SET_PDEATHSIG` so the kernel kills them if the watchdog
+    /// dies, even by SIGKILL. This needs a hook between `fork` and `exec`, which makes every spawn
+    /// a full `fork` instead of `posix_spawn` (vfork): free for `http` mode's one long-running
+    /// process, about 20% more CPU per request in the fork modes. Without it a fork-mode process
+    /// is still killed with its process group on timeouts, disconnects and shutdown, and sees its
+    /// stdin and stdout pipes close when the watchdog dies.
     pub die_with_watchdog: bool,
     /// Where function log lines go (the watchdog's stderr by default).
     pub log_sink: Arc<dyn LogSink>,
+    /// The function process prepared for spawning, once per running watchdog.
+    launcher: LauncherCache,
+}
+
+/// A lazily prepared [`Launcher`]; a clone of the configuration starts with an empty cache, so
+/// that changes made to the clone are seen.
+#[derive(Default)]
+struct LauncherCache(OnceLock<Option<Arc<Launcher>>>);
+
+impl Clone for LauncherCache {
+    fn clone(&self) -> Self {
+        LauncherCache::default()
+    }
 }
 
 impl fmt::Debug for Config {
@@ -409,8 +426,9 @@ impl Config {
             max_body_bytes,
             function_env,
             working_dir: None,
-            die_with_watchdog: vars.bool("die_with_watchdog", true),
+            die_with_watchdog: vars.bool("die_with_watchdog", mode == Mode::Http),
             log_sink: Arc::new(StderrSink::new(prefix_logs)),
+            launcher: LauncherCache::default(),
         })
     }
 
@@ -437,7 +455,22 @@ impl Config {
             .collect()
     }
 
-    /// Sets the mode.
+    /// The function process prepared for spawning: computed on first use and kept, so call it
+    /// only once the configuration is final (it is, inside a running watchdog).
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when `fprocess` is empty.
+    pub(crate) fn launcher(&self) -> std::io::Result<Arc<Launcher>> {
+        self.launcher
+            .0
+            .get_or_init(|| Launcher::new(self).ok().map(Arc::new))
+            .clone()
+            .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::InvalidInput, "empty fprocess"))
+    }
+
+    /// Sets the mode (this does not change [`Config::die_with_watchdog`], whose default depends
+    /// on the mode read from the environment).
     #[must_use]
     pub fn with_mode(mut self, mode: Mode) -> Self {
         self.mode = mode;
@@ -604,12 +637,20 @@ mod tests {
         assert_eq!(c.content_type, None);
         assert_eq!(c.lock_file, Some(PathBuf::from("/tmp/.lock")));
         assert_eq!(c.function_env.len(), 1);
-        assert!(c.die_with_watchdog);
+        // Fork modes spawn with posix_spawn unless asked for the parent death signal.
+        assert!(!c.die_with_watchdog);
         assert!(
-            !vars(&[("fprocess", "cat"), ("die_with_watchdog", "false")])
+            vars(&[("fprocess", "cat"), ("die_with_watchdog", "true")])
                 .unwrap()
                 .die_with_watchdog
         );
+        let http = vars(&[
+            ("fprocess", "cat"),
+            ("mode", "http"),
+            ("upstream_url", "http://127.0.0.1:5000"),
+        ])
+        .unwrap();
+        assert!(http.die_with_watchdog);
     }
 
     #[test]

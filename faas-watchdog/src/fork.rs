@@ -21,7 +21,7 @@ use crate::body::{ProcessBody, ReaderBody, WatchdogBody};
 use crate::cgi;
 use crate::config::{Config, Mode};
 use crate::logs::{LogStream, forward_lines};
-use crate::process::{self, ProcessGuard};
+use crate::process::ProcessGuard;
 use crate::server::{RequestBody, RequestBodyError, internal_response};
 
 /// The task copying the request body to the process's stdin; reports a failed body once.
@@ -105,7 +105,7 @@ struct Spawned {
 }
 
 fn spawn(config: &Config, parts: &http::request::Parts, combine: bool) -> io::Result<Spawned> {
-    let mut cmd = process::command(config)?;
+    let mut cmd = config.launcher()?.command();
     if config.cgi_headers {
         cmd.envs(cgi::request_env(parts, config.mode == Mode::Classic));
     }
@@ -259,7 +259,7 @@ async fn buffered(config: Arc<Config>, req: Request<RequestBody>) -> Response<Wa
 
     match outcome {
         Outcome::TimedOut => {
-            guard.kill_group();
+            guard.kill_and_reap().await;
             timeout_response(&config)
         }
         Outcome::BodyFailed(e) => {
@@ -340,7 +340,7 @@ async fn streaming(config: Arc<Config>, req: Request<RequestBody>) -> Response<W
         First::Chunk(chunk) => chunk,
         First::TimedOut => {
             drop(writer);
-            guard.kill_group();
+            guard.kill_and_reap().await;
             return timeout_response(&config);
         }
         First::BodyFailed(e) => {
@@ -361,7 +361,7 @@ async fn streaming(config: Arc<Config>, req: Request<RequestBody>) -> Response<W
             drop(writer);
             return match status {
                 None => {
-                    guard.kill_group();
+                    guard.kill_and_reap().await;
                     timeout_response(&config)
                 }
                 Some(Ok(status)) if status.success() => {

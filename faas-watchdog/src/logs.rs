@@ -102,10 +102,13 @@ pub(crate) async fn forward_lines<R>(
     R: AsyncRead + Unpin,
 {
     let max_line = max_line.max(1);
-    let mut buf: Vec<u8> = Vec::with_capacity(max_line.min(8192));
-    let mut chunk = vec![0u8; 8192];
+    // Most function processes log nothing: the line buffer is only allocated for a line, and the
+    // read buffer is not zeroed.
+    let mut buf: Vec<u8> = Vec::new();
+    let mut chunk: Vec<u8> = Vec::with_capacity(8192);
     loop {
-        let n = match reader.read(&mut chunk).await {
+        chunk.clear();
+        let n = match reader.read_buf(&mut chunk).await {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };

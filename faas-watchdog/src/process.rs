@@ -1,7 +1,23 @@
 //! Spawning function processes so that none outlives its request or its watchdog.
+//!
+//! Fork modes start a process per request, so the spawn path is the hot path of the watchdog:
+//!
+//! - The program is looked up in `PATH` once, when the watchdog starts ([`Launcher`]), not by
+//!   `execvp` in every child (which costs a failing `execve` per `PATH` entry before the right one).
+//! - Without a `pre_exec` hook std spawns with `posix_spawn`, which glibc implements with
+//!   `clone(CLONE_VM | CLONE_VFORK)`: no copy of the watchdog's page tables, no copy-on-write faults
+//!   in its threads afterwards. `PR_SET_PDEATHSIG` needs such a hook, so it is only set when
+//!   [`Config::die_with_watchdog`] asks for it (by default in `http` mode, where one long-running
+//!   process is spawned once). Fork-mode processes are bounded otherwise: their process group is
+//!   killed on timeouts, disconnects and shutdown, and their stdin and stdout pipes close when the
+//!   watchdog dies.
 
+use std::ffi::{OsStr, OsString};
 use std::io;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::{ExitStatus, Stdio};
+use std::time::Duration;
 
 use nix::sys::signal::{Signal, killpg};
 use nix::unistd::Pid;
@@ -9,40 +25,123 @@ use tokio::process::{Child, Command};
 
 use crate::config::Config;
 
-/// A command for the configured function process: its own process group, killed on drop, killed
-/// by the kernel if the watchdog dies, with the function's extra environment and working
-/// directory. Standard streams are null until the caller pipes them.
+/// The search path `execvp` uses when `PATH` is unset (glibc's `_CS_PATH`).
+const DEFAULT_PATH: &str = "/bin:/usr/bin";
+
+/// How long [`ProcessGuard::kill_and_reap`] waits for a SIGKILLed process to be reaped before
+/// leaving it to a background task.
+const REAP_LIMIT: Duration = Duration::from_secs(5);
+
+/// The configured function process, prepared once: its program resolved in `PATH`, its arguments,
+/// environment and working directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Launcher {
+    /// The program to execute: an absolute path when the `PATH` lookup succeeded.
+    program: PathBuf,
+    /// `argv[0]` as configured (`cat`, not `/usr/bin/cat`), as `execvp` would pass it.
+    arg0: OsString,
+    args: Vec<String>,
+    env: Vec<(String, String)>,
+    working_dir: Option<PathBuf>,
+    die_with_watchdog: bool,
+}
+
+impl Launcher {
+    /// Prepares the function process of `config`.
+    ///
+    /// # Errors
+    ///
+    /// `InvalidInput` when `fprocess` is empty.
+    pub(crate) fn new(config: &Config) -> io::Result<Self> {
+        let mut argv = config.process_argv().into_iter();
+        let Some(program) = argv.next() else {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "empty fprocess",
+            ));
+        };
+        // The child's `PATH` decides, as with `execvp`: the function's own when it sets one.
+        let path = config
+            .function_env
+            .iter()
+            .rev()
+            .find(|(k, _)| k == "PATH")
+            .map(|(_, v)| OsString::from(v))
+            .or_else(|| std::env::var_os("PATH"));
+        let resolved = resolve_program(
+            OsStr::new(&program),
+            path.as_deref().unwrap_or(OsStr::new(DEFAULT_PATH)),
+        );
+        Ok(Launcher {
+            program: resolved.unwrap_or_else(|| PathBuf::from(&program)),
+            arg0: OsString::from(program),
+            args: argv.collect(),
+            env: config.function_env.clone(),
+            working_dir: config.working_dir.clone(),
+            die_with_watchdog: config.die_with_watchdog,
+        })
+    }
+
+    /// A command for the function process: its own process group, killed on drop, with the
+    /// function's extra environment and working directory, and `PR_SET_PDEATHSIG` when
+    /// `die_with_watchdog`. Standard streams are null until the caller pipes them.
+    pub(crate) fn command(&self) -> Command {
+        let mut cmd = Command::new(&self.program);
+        cmd.arg0(&self.arg0)
+            .args(&self.args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .process_group(0)
+            .kill_on_drop(true);
+        if let Some(dir) = &self.working_dir {
+            cmd.current_dir(dir);
+        }
+        if self.die_with_watchdog {
+            die_with_parent(&mut cmd);
+        }
+        cmd
+    }
+
+    /// The program that is executed (absolute when it was found in `PATH`).
+    #[cfg(test)]
+    pub(crate) fn program(&self) -> &Path {
+        &self.program
+    }
+}
+
+/// A command for the configured function process (see [`Launcher::command`]).
 ///
-/// With `die_with_watchdog` the child also gets `PR_SET_PDEATHSIG`; that needs a `pre_exec`
-/// hook, which makes std `fork` instead of `posix_spawn` (vfork).
+/// # Errors
+///
+/// `InvalidInput` when `fprocess` is empty.
 pub(crate) fn command(config: &Config) -> io::Result<Command> {
-    let argv = config.process_argv();
-    let Some((program, args)) = argv.split_first() else {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "empty fprocess",
-        ));
-    };
-    let mut cmd = Command::new(program);
-    cmd.args(args)
-        .envs(
-            config
-                .function_env
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str())),
-        )
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .process_group(0)
-        .kill_on_drop(true);
-    if let Some(dir) = &config.working_dir {
-        cmd.current_dir(dir);
+    Launcher::new(config).map(|l| l.command())
+}
+
+/// Looks `program` up in `path` as `execvp` does; `None` leaves the lookup to `execvp` (a program
+/// with a slash, a relative `PATH` entry met before a match, or no match).
+fn resolve_program(program: &OsStr, path: &OsStr) -> Option<PathBuf> {
+    use std::os::unix::ffi::OsStrExt as _;
+    if program.is_empty() || program.as_bytes().contains(&b'/') {
+        return None;
     }
-    if config.die_with_watchdog {
-        die_with_parent(&mut cmd);
+    for dir in std::env::split_paths(path) {
+        if dir.as_os_str().is_empty() || dir.is_relative() {
+            // Relative to the child's working directory: only execvp knows that one.
+            return None;
+        }
+        let candidate = dir.join(program);
+        if is_executable(&candidate) {
+            return Some(candidate);
+        }
     }
-    Ok(cmd)
+    None
+}
+
+fn is_executable(path: &Path) -> bool {
+    std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
 }
 
 /// Asks the kernel to SIGKILL the child when the watchdog dies, even by SIGKILL.
@@ -71,9 +170,13 @@ fn die_with_parent(cmd: &mut Command) {
 }
 
 /// Owns a running function process and kills its whole process group unless it was reaped.
+///
+/// Dropped before the process was reaped, it SIGKILLs the group and reaps the process in a
+/// background task, so that no zombie is left waiting for tokio's next `SIGCHLD`.
 #[derive(Debug)]
 pub(crate) struct ProcessGuard {
-    child: Child,
+    /// `None` only once dropped.
+    child: Option<Child>,
     pgid: Option<Pid>,
     reaped: bool,
 }
@@ -85,7 +188,7 @@ impl ProcessGuard {
             .and_then(|id| i32::try_from(id).ok())
             .map(Pid::from_raw);
         ProcessGuard {
-            child,
+            child: Some(child),
             pgid,
             reaped: false,
         }
@@ -93,7 +196,10 @@ impl ProcessGuard {
 
     /// Waits for the process to exit and reaps it.
     pub(crate) async fn wait(&mut self) -> io::Result<ExitStatus> {
-        let status = self.child.wait().await?;
+        let Some(child) = self.child.as_mut() else {
+            return Err(io::Error::other("process already released"));
+        };
+        let status = child.wait().await?;
         self.reaped = true;
         Ok(status)
     }
@@ -106,7 +212,24 @@ impl ProcessGuard {
         if let Some(pgid) = self.pgid {
             let _ = killpg(pgid, Signal::SIGKILL);
         }
-        let _ = self.child.start_kill();
+        if let Some(child) = self.child.as_mut() {
+            let _ = child.start_kill();
+        }
+    }
+
+    /// SIGKILLs the process group and reaps the process, waiting up to a few seconds (a process
+    /// stuck in an uninterruptible sleep is then reaped in the background, when it exits).
+    pub(crate) async fn kill_and_reap(&mut self) {
+        if self.reaped {
+            return;
+        }
+        self.kill_group();
+        if tokio::time::timeout(REAP_LIMIT, self.wait()).await.is_err() {
+            tracing::warn!(
+                pid = ?self.pgid,
+                "killed function process not reaped yet: reaping it in the background"
+            );
+        }
     }
 
     /// Sends `signal` to the process group.
@@ -121,8 +244,102 @@ impl ProcessGuard {
 
 impl Drop for ProcessGuard {
     fn drop(&mut self) {
-        // Killed before the child is reaped, so the group id cannot have been reused; tokio then
-        // reaps the child in the background (kill_on_drop).
+        if self.reaped {
+            return;
+        }
+        // Killed before the child is reaped, so the group id cannot have been reused.
         self.kill_group();
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        // Reap it as soon as it is gone. Without a runtime tokio's orphan queue reaps it later
+        // (the child is dropped with kill_on_drop).
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                if let Err(e) = child.wait().await {
+                    tracing::debug!(error = %e, "cannot reap killed function process");
+                }
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(pairs: &[(&str, &str)]) -> Config {
+        Config::from_vars(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn programs_are_resolved_in_path_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("fn-tool");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let not_exe = dir.path().join("fn-data");
+        std::fs::write(&not_exe, "").unwrap();
+        let path = format!("/nonexistent:{}", dir.path().display());
+
+        let found = resolve_program(OsStr::new("fn-tool"), OsStr::new(&path));
+        assert_eq!(found.as_deref(), Some(exe.as_path()));
+        assert_eq!(
+            resolve_program(OsStr::new("fn-data"), OsStr::new(&path)),
+            None
+        );
+        assert_eq!(
+            resolve_program(OsStr::new("./fn-tool"), OsStr::new(&path)),
+            None
+        );
+        // A relative entry before the match: left to execvp, which resolves it in the child.
+        let relative = format!("bin:{}", dir.path().display());
+        assert_eq!(
+            resolve_program(OsStr::new("fn-tool"), OsStr::new(&relative)),
+            None
+        );
+    }
+
+    #[test]
+    fn launcher_uses_the_function_path_and_keeps_argv0() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("fn-only-here");
+        std::fs::write(&exe, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&exe, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let path = dir.path().display().to_string();
+        let launcher = Launcher::new(&config(&[
+            ("fprocess", "fn-only-here -x"),
+            ("PATH", path.as_str()),
+        ]))
+        .unwrap();
+        assert_eq!(launcher.program(), exe.as_path());
+        assert_eq!(launcher.arg0, "fn-only-here");
+        assert_eq!(launcher.args, vec!["-x"]);
+
+        let missing = Launcher::new(&config(&[("fprocess", "no-such-program-here")])).unwrap();
+        assert_eq!(missing.program(), Path::new("no-such-program-here"));
+    }
+
+    #[tokio::test]
+    async fn a_dropped_guard_kills_and_reaps_its_process() {
+        let launcher = Launcher::new(&config(&[("fprocess", "sleep 300")])).unwrap();
+        let child = launcher.command().spawn().unwrap();
+        let pid = child.id().unwrap();
+        drop(ProcessGuard::new(child));
+        let stat = format!("/proc/{pid}/stat");
+        let mut gone = false;
+        for _ in 0..200 {
+            if !Path::new(&stat).exists() {
+                gone = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(gone, "process {pid} still present (alive or zombie)");
     }
 }

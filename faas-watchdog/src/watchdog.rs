@@ -102,6 +102,13 @@ impl BoundWatchdog {
         self.server.health()
     }
 
+    /// A handle to call this watchdog in this process, without a socket, once it
+    /// [runs](BoundWatchdog::run): see [`Server::in_process`]. Requests get every treatment a
+    /// request on the listener gets (mode, `max_inflight`, limits, timeouts, metrics, headers).
+    pub fn in_process(&self) -> faas_core::model::InProcess {
+        self.server.in_process()
+    }
+
     /// The configuration.
     pub fn config(&self) -> &Config {
         &self.config

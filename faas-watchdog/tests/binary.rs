@@ -20,11 +20,20 @@ fn configuration_errors_exit_1_with_one_line_naming_the_variable() {
     for (env, variable) in [
         (&[][..], "fprocess"),
         (&[("fprocess", "cat"), ("mode", "fast")][..], "mode"),
+        (
+            &[("fprocess", "cat"), ("worker_threads", "many")][..],
+            "worker_threads",
+        ),
+        (
+            &[("fprocess", "cat"), ("worker_threads", "0")][..],
+            "worker_threads",
+        ),
     ] {
         let mut cmd = Command::new(BIN);
         cmd.env_remove("fprocess")
             .env_remove("function_process")
-            .env_remove("mode");
+            .env_remove("mode")
+            .env_remove("worker_threads");
         for (k, v) in env {
             cmd.env(k, v);
         }
@@ -33,6 +42,55 @@ fn configuration_errors_exit_1_with_one_line_naming_the_variable() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         assert!(stderr.contains(variable), "{stderr}");
+    }
+}
+
+/// The `Threads:` line of `/proc/<pid>/status`.
+fn threads_of(pid: u32) -> usize {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("Threads:"))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn runtime_threads_follow_the_mode_and_worker_threads() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("index.html"), "static").unwrap();
+    let static_path = dir.path().display().to_string();
+    // (mode, worker_threads, threads of the process: main plus the workers)
+    for (mode, threads, expected) in [
+        ("streaming", None, 1 + cores),
+        ("streaming", Some("1"), 1),
+        ("streaming", Some("3"), 4),
+        ("static", None, 1),
+    ] {
+        let mut env = vec![
+            ("fprocess", "cat"),
+            ("mode", mode),
+            ("static_path", static_path.as_str()),
+        ];
+        if let Some(threads) = threads {
+            env.push(("worker_threads", threads));
+        }
+        let wd = Binary::start(&env);
+        if mode == "streaming" {
+            let uri: http::Uri = format!("http://127.0.0.1:{}/", wd.port).parse().unwrap();
+            assert_eq!(
+                post(uri, "threads").await.text(),
+                "threads",
+                "{mode} {threads:?}"
+            );
+        }
+        assert_eq!(
+            threads_of(wd.child.id()),
+            expected,
+            "mode {mode}, worker_threads={threads:?}"
+        );
+        drop(wd);
     }
 }
 

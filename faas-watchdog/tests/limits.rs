@@ -333,3 +333,92 @@ async fn many_watchdogs_run_in_one_process() {
     }
     tokio::time::sleep(Duration::from_millis(1)).await;
 }
+
+/// The pid a function script wrote to `file`, once it is there.
+async fn pid_written_to(file: &std::path::Path) -> u32 {
+    let mut pid = None;
+    eventually("the function wrote its pid", || {
+        pid = std::fs::read_to_string(file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok());
+        pid.is_some()
+    })
+    .await;
+    pid.unwrap()
+}
+
+#[tokio::test]
+async fn exec_timeout_reaps_the_process_before_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    for mode in ["", "serializing", "streaming"] {
+        let pid_file = dir.path().join(format!("pid-{mode}"));
+        // `exec` keeps the pid of the shell: the process the watchdog started.
+        let function = script(
+            dir.path(),
+            &format!("timeout-{mode}.sh"),
+            &format!("echo $$ > {}\nexec sleep 300", pid_file.display()),
+        );
+        let fprocess = format!("sh {}", function.display());
+        let wd = start(&[
+            ("fprocess", fprocess.as_str()),
+            ("mode", mode),
+            ("exec_timeout", "500ms"),
+        ])
+        .await;
+        let answer = post(wd.url("/"), "").await;
+        assert_eq!(answer.status, 504, "mode {mode:?}: {}", answer.text());
+        let pid = pid_written_to(&pid_file).await;
+        // Killed and reaped before the 504 was written: neither running nor a zombie.
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+            "mode {mode:?}: process {pid} still present after the 504"
+        );
+        assert_eq!(zombie_children(), 0, "mode {mode:?}");
+        wd.stop().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn exec_timeout_while_streaming_leaves_no_zombie() {
+    let dir = tempfile::tempdir().unwrap();
+    let pid_file = dir.path().join("pid");
+    let function = script(
+        dir.path(),
+        "stream-then-hang.sh",
+        &format!(
+            "echo $$ > {}\necho first\nexec sleep 300",
+            pid_file.display()
+        ),
+    );
+    let fprocess = format!("sh {}", function.display());
+    let wd = start(&[
+        ("fprocess", fprocess.as_str()),
+        ("mode", "streaming"),
+        ("exec_timeout", "500ms"),
+    ])
+    .await;
+    let resp = tokio::time::timeout(
+        LONG,
+        client().request(
+            Request::post(wd.url("/"))
+                .body(Full::new(Bytes::new()))
+                .unwrap(),
+        ),
+    )
+    .await
+    .expect("response head in time")
+    .expect("response head");
+    assert_eq!(resp.status(), 200);
+    // The body starts with the first line, then fails when exec_timeout kills the process.
+    let body = tokio::time::timeout(LONG, http_body_util::BodyExt::collect(resp.into_body()))
+        .await
+        .expect("body ends in time");
+    assert!(body.is_err(), "the body must fail at exec_timeout");
+    let pid = pid_written_to(&pid_file).await;
+    eventually("the killed process reaped", || {
+        !std::path::Path::new(&format!("/proc/{pid}")).exists()
+    })
+    .await;
+    assert_eq!(zombie_children(), 0);
+    wd.stop().await.unwrap();
+}

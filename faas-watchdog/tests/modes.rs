@@ -112,21 +112,61 @@ async fn classic_marshal_request_and_content_type_override() {
 }
 
 #[tokio::test]
-async fn fork_modes_work_without_the_parent_death_signal() {
+async fn fork_modes_work_with_and_without_the_parent_death_signal() {
+    // Without it (the default) std spawns with posix_spawn; with it, with fork and a pre_exec hook.
+    for die in ["false", "true"] {
+        for mode in ["", "serializing", "streaming"] {
+            let wd = start(&[
+                ("fprocess", "cat"),
+                ("mode", mode),
+                ("die_with_watchdog", die),
+            ])
+            .await;
+            assert_eq!(
+                post(wd.url("/"), "spawned").await.text(),
+                "spawned",
+                "mode {mode:?}, die_with_watchdog={die}"
+            );
+            wd.stop().await.unwrap();
+        }
+    }
+}
+
+#[tokio::test]
+async fn fork_modes_find_the_program_in_the_function_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("bin");
+    std::fs::create_dir(&bin).unwrap();
+    let function = script(&bin, "my-function", "echo from-my-function\ncat");
+    std::fs::set_permissions(
+        &function,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let path = format!("{}:/usr/bin:/bin", bin.display());
     for mode in ["", "serializing", "streaming"] {
         let wd = start(&[
-            ("fprocess", "cat"),
+            ("fprocess", "my-function"),
             ("mode", mode),
-            ("die_with_watchdog", "false"),
+            ("PATH", path.as_str()),
         ])
         .await;
-        assert_eq!(
-            post(wd.url("/"), "posix_spawn").await.text(),
-            "posix_spawn",
-            "mode {mode:?}"
-        );
+        let answer = post(wd.url("/"), "input").await;
+        assert_eq!(answer.status, 200, "mode {mode:?}: {}", answer.text());
+        assert_eq!(answer.text(), "from-my-function\ninput", "mode {mode:?}");
         wd.stop().await.unwrap();
     }
+    // Not in PATH: a clear 500 from the watchdog, as before.
+    let wd = start(&[("fprocess", "no-such-function-program")]).await;
+    let answer = post(wd.url("/"), "x").await;
+    assert_eq!(answer.status, 500);
+    assert!(answer.is_internal());
+    assert!(
+        answer.text().contains("no-such-function-program"),
+        "{}",
+        answer.text()
+    );
+    wd.stop().await.unwrap();
 }
 
 #[tokio::test]

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 use std::time::Duration;
 
+use http::HeaderValue;
 use http::uri::Authority;
 use tokio::time::Instant;
 
@@ -17,6 +18,8 @@ use crate::{Error, ErrorKind, Result};
 pub(super) struct Replica {
     pub(super) endpoint: Endpoint,
     pub(super) authority: Authority,
+    /// `Host` of requests to the replica (its authority), for in-process calls.
+    pub(super) host: HeaderValue,
     inflight: AtomicUsize,
     /// Milliseconds since [`base`] until which the replica is avoided (a connection to it failed).
     down_until: AtomicU64,
@@ -48,9 +51,17 @@ impl Replica {
                     )
                     .with_source(e)
                 })?;
+        let host = HeaderValue::from_str(authority.as_str()).map_err(|e| {
+            Error::new(
+                ErrorKind::Backend,
+                format!("replica {} has an invalid address", endpoint.id),
+            )
+            .with_source(e)
+        })?;
         Ok(Replica {
             endpoint,
             authority,
+            host,
             inflight: AtomicUsize::new(0),
             down_until: AtomicU64::new(0),
         })

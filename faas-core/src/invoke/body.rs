@@ -3,6 +3,7 @@
 //! function's deadline until it ends.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, ready};
 
@@ -14,10 +15,34 @@ use super::Body;
 use super::balance::InflightGuard;
 use crate::BoxError;
 
-/// A request body the invoker can take back when hyper never polled it (the connection failed
-/// before a byte was sent), so that the request can be retried on another replica.
+/// Where a request body waits until it is sent, shared by the attempts of one call.
+#[derive(Debug)]
+pub(super) struct Slot {
+    body: Mutex<Option<Body>>,
+    /// The body failed because it went over a length limit ([`http_body_util::Limited`]).
+    over_limit: AtomicBool,
+}
+
+impl Slot {
+    /// Whether the body was never polled (and can be used for a retry).
+    pub(super) fn unsent(&self) -> bool {
+        self.body
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// Whether reading the body failed on a length limit.
+    pub(super) fn over_limit(&self) -> bool {
+        self.over_limit.load(Ordering::Relaxed)
+    }
+}
+
+/// A request body the invoker can take back when the replica never polled it (the connection
+/// failed, or an in-process replica refused the call, before a byte was sent), so that the request
+/// can be retried on another replica.
 pub(super) struct Reclaimable {
-    slot: Arc<Mutex<Option<Body>>>,
+    slot: Arc<Slot>,
     taken: Option<Body>,
     size_hint: SizeHint,
     end_stream: bool,
@@ -25,10 +50,13 @@ pub(super) struct Reclaimable {
 
 impl Reclaimable {
     /// Wraps `body`; the returned slot holds it until the wrapper is first polled.
-    pub(super) fn new(body: Body) -> (Self, Arc<Mutex<Option<Body>>>) {
+    pub(super) fn new(body: Body) -> (Self, Arc<Slot>) {
         let size_hint = http_body::Body::size_hint(&body);
         let end_stream = http_body::Body::is_end_stream(&body);
-        let slot = Arc::new(Mutex::new(Some(body)));
+        let slot = Arc::new(Slot {
+            body: Mutex::new(Some(body)),
+            over_limit: AtomicBool::new(false),
+        });
         (
             Reclaimable {
                 slot: slot.clone(),
@@ -41,8 +69,8 @@ impl Reclaimable {
     }
 
     /// A new wrapper around the same (still unsent) body for a retry.
-    pub(super) fn from_slot(slot: &Arc<Mutex<Option<Body>>>) -> Option<Self> {
-        let guard = slot.lock().unwrap_or_else(|e| e.into_inner());
+    pub(super) fn from_slot(slot: &Arc<Slot>) -> Option<Self> {
+        let guard = slot.body.lock().unwrap_or_else(|e| e.into_inner());
         let body = guard.as_ref()?;
         let size_hint = http_body::Body::size_hint(body);
         let end_stream = http_body::Body::is_end_stream(body);
@@ -56,11 +84,6 @@ impl Reclaimable {
     }
 }
 
-/// Whether the body in `slot` was never sent (and can be used for a retry).
-pub(super) fn unsent(slot: &Arc<Mutex<Option<Body>>>) -> bool {
-    slot.lock().unwrap_or_else(|e| e.into_inner()).is_some()
-}
-
 impl http_body::Body for Reclaimable {
     type Data = Bytes;
     type Error = BoxError;
@@ -71,13 +94,28 @@ impl http_body::Body for Reclaimable {
     ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
         let this = &mut *self;
         if this.taken.is_none() {
-            match this.slot.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            match this
+                .slot
+                .body
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take()
+            {
                 Some(body) => this.taken = Some(body),
                 None => return Poll::Ready(Some(Err("request body already consumed".into()))),
             }
         }
         let body = this.taken.as_mut().expect("body taken above");
-        Pin::new(body).poll_frame(cx).map_err(Into::into)
+        match ready!(Pin::new(body).poll_frame(cx)) {
+            Some(Err(err)) => {
+                let err: BoxError = err.into();
+                if super::is_length_limit(&*err) {
+                    this.slot.over_limit.store(true, Ordering::Relaxed);
+                }
+                Poll::Ready(Some(Err(err)))
+            }
+            other => Poll::Ready(other.map(|frame| frame.map_err(Into::into))),
+        }
     }
 
     fn is_end_stream(&self) -> bool {

@@ -8,8 +8,10 @@
 //! - scales a function that has no replica from zero (to its `com.openfaas.scale.min` label, at least 1)
 //!   and waits, bounded, for a ready replica; concurrent calls share one scale-up;
 //! - picks the replica with the fewest requests in flight (ties round-robin);
-//! - proxies over pooled keep-alive connections, streaming both bodies, retrying on another replica only
-//!   when the connection failed before any byte of the request was sent;
+//! - calls a replica that runs in this process through its [in-process
+//!   handle](crate::model::Endpoint::in_process) (no socket), any other over pooled keep-alive
+//!   connections, streaming both bodies, retrying on another replica only when the replica was not
+//!   reached (connection failed, handle refused) before any byte of the request was sent;
 //! - applies the function's timeout (its `exec_timeout` env var, else the default) and adds `X-Call-Id`
 //!   (the caller's is kept), `X-Start-Time` and `X-Duration-Seconds`.
 //!
@@ -36,10 +38,11 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tokio::time::Instant;
+use tower::ServiceExt as _;
 
 use crate::model::LABEL_SCALE_MIN;
 use crate::validate::{FunctionName, Namespace};
-use crate::{Error, ErrorKind, Provider, Result};
+use crate::{BoxError, Error, ErrorKind, Provider, Result};
 use balance::{FunctionState, Functions, InflightGuard, Snapshot};
 
 /// The body type of invocations, both ways: a boxed, streaming body of [`bytes::Bytes`].
@@ -277,7 +280,7 @@ impl Invoker {
         let mut request_body = Some(first);
         let mut tried: Vec<String> = Vec::new();
         let mut force_refresh = false;
-        let mut last_error: Option<hyper_util::client::legacy::Error> = None;
+        let mut last_error: Option<BoxError> = None;
         let mut deadline: Option<Instant> = None;
 
         for _ in 0..inner.config.max_attempts {
@@ -303,21 +306,57 @@ impl Invoker {
             else {
                 break;
             };
-            let uri = Uri::builder()
-                .scheme("http")
-                .authority(replica.authority.clone())
-                .path_and_query(path_and_query.clone())
-                .build()
-                .map_err(|e| Error::internal("cannot build the replica's URI").with_source(e))?;
-            let mut upstream = Request::new(body);
-            *upstream.method_mut() = parts.method.clone();
-            *upstream.uri_mut() = uri;
-            *upstream.headers_mut() = parts.headers.clone();
-
             let guard = InflightGuard::new(replica.clone());
-            let sent = tokio::time::timeout_at(deadline, inner.client.request(upstream)).await;
-            match sent {
-                Ok(Ok(response)) => {
+            let outcome = match replica.endpoint.in_process() {
+                Some(local) => {
+                    // The replica runs in this process: call its watchdog directly, as the hyper
+                    // server of its listener would (origin-form URI, `Host` its address).
+                    let mut upstream = Request::new(Body::new(body));
+                    *upstream.method_mut() = parts.method.clone();
+                    *upstream.uri_mut() = Uri::from(path_and_query.clone());
+                    *upstream.headers_mut() = parts.headers.clone();
+                    upstream
+                        .headers_mut()
+                        .insert(header::HOST, replica.host.clone());
+                    let sent = local.service().oneshot(upstream);
+                    match tokio::time::timeout_at(deadline, sent).await {
+                        Ok(Ok(response)) if slot.over_limit() => {
+                            drop(response);
+                            Outcome::OverLimit
+                        }
+                        Ok(Ok(response)) => Outcome::Answered(response.map(Body::new)),
+                        Ok(Err(err)) if slot.unsent() => Outcome::Unreached(err),
+                        Ok(Err(err)) => Outcome::Failed(err),
+                        Err(_) => Outcome::TimedOut,
+                    }
+                }
+                None => {
+                    let uri = Uri::builder()
+                        .scheme("http")
+                        .authority(replica.authority.clone())
+                        .path_and_query(path_and_query.clone())
+                        .build()
+                        .map_err(|e| {
+                            Error::internal("cannot build the replica's URI").with_source(e)
+                        })?;
+                    let mut upstream = Request::new(body);
+                    *upstream.method_mut() = parts.method.clone();
+                    *upstream.uri_mut() = uri;
+                    *upstream.headers_mut() = parts.headers.clone();
+                    let sent = inner.client.request(upstream);
+                    match tokio::time::timeout_at(deadline, sent).await {
+                        Ok(Ok(response)) => Outcome::AnsweredHttp(response),
+                        Ok(Err(err)) if is_length_limit(&err) => Outcome::OverLimit,
+                        Ok(Err(err)) if err.is_connect() && slot.unsent() => {
+                            Outcome::Unreached(err.into())
+                        }
+                        Ok(Err(err)) => Outcome::Failed(err.into()),
+                        Err(_) => Outcome::TimedOut,
+                    }
+                }
+            };
+            match outcome {
+                Outcome::Answered(response) => {
                     return Ok(finish(
                         response,
                         guard,
@@ -328,28 +367,39 @@ impl Invoker {
                         started,
                     ));
                 }
-                Ok(Err(err)) => {
-                    if is_length_limit(&err) {
-                        return Err(Error::new(
-                            ErrorKind::PayloadTooLarge,
-                            "request body is over the limit",
-                        ));
-                    }
-                    if err.is_connect() && body::unsent(&slot) {
-                        tracing::debug!(function = %key, replica = %replica.endpoint.id, error = %err, "connect failed, trying another replica");
-                        replica.mark_down(inner.config.endpoint_ttl.max(Duration::from_secs(1)));
-                        tried.push(replica.endpoint.id.clone());
-                        force_refresh = true;
-                        last_error = Some(err);
-                        continue;
-                    }
+                Outcome::AnsweredHttp(response) => {
+                    return Ok(finish(
+                        response,
+                        guard,
+                        deadline,
+                        &key,
+                        call_id,
+                        start_value,
+                        started,
+                    ));
+                }
+                Outcome::OverLimit => {
+                    return Err(Error::new(
+                        ErrorKind::PayloadTooLarge,
+                        "request body is over the limit",
+                    ));
+                }
+                Outcome::Unreached(err) => {
+                    tracing::debug!(function = %key, replica = %replica.endpoint.id, error = %err, "replica unreachable, trying another");
+                    replica.mark_down(inner.config.endpoint_ttl.max(Duration::from_secs(1)));
+                    tried.push(replica.endpoint.id.clone());
+                    force_refresh = true;
+                    last_error = Some(err);
+                    continue;
+                }
+                Outcome::Failed(err) => {
                     return Err(Error::new(
                         ErrorKind::BadGateway,
                         format!("function {key} failed on replica {}", replica.endpoint.id),
                     )
                     .with_source(err));
                 }
-                Err(_) => {
+                Outcome::TimedOut => {
                     let timeout = snapshot.timeout;
                     return Err(Error::new(
                         ErrorKind::Timeout,
@@ -363,7 +413,7 @@ impl Invoker {
         }
         let message = match tried.len() {
             0 => format!("function {key} cannot be reached: no ready replica"),
-            n => format!("function {key} cannot be reached: connection failed on {n} replica(s)"),
+            n => format!("function {key} cannot be reached: {n} replica(s) refused the call"),
         };
         let err = Error::new(ErrorKind::BadGateway, message);
         Err(match last_error {
@@ -505,17 +555,37 @@ impl Invoker {
     }
 }
 
+/// How one attempt on one replica ended.
+enum Outcome {
+    /// The in-process replica answered (any status).
+    Answered(Response<Body>),
+    /// The replica answered over HTTP (any status).
+    AnsweredHttp(Response<hyper::body::Incoming>),
+    /// The request body went over a limit while it was sent.
+    OverLimit,
+    /// The replica was not reached and the body was not sent: another replica may take it.
+    Unreached(BoxError),
+    /// The replica failed after the request was (partly) sent.
+    Failed(BoxError),
+    /// No answer within the function's timeout.
+    TimedOut,
+}
+
 /// Turns the replica's response into the caller's: hop-by-hop headers removed, call headers added,
 /// the body streaming under the function's deadline while holding the replica's in-flight slot.
-fn finish(
-    response: Response<hyper::body::Incoming>,
+fn finish<B>(
+    response: Response<B>,
     guard: InflightGuard,
     deadline: Instant,
     key: &str,
     call_id: HeaderValue,
     start: HeaderValue,
     started: Instant,
-) -> Response<Body> {
+) -> Response<Body>
+where
+    B: http_body::Body<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
     let (mut parts, incoming) = response.into_parts();
     strip_hop_by_hop(&mut parts.headers);
     parts.headers.insert(X_CALL_ID, call_id);

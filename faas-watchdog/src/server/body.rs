@@ -31,6 +31,10 @@ pub enum RequestBodyError {
     /// The connection failed while the body was read.
     #[error("error reading request body")]
     Transport(#[source] hyper::Error),
+    /// The body of an in-process call (see [`Server::in_process`](super::Server::in_process))
+    /// failed while it was read, for example because it went over the gateway's limit.
+    #[error("error reading request body")]
+    Stream(#[source] BoxError),
 }
 
 impl RequestBodyError {
@@ -40,12 +44,29 @@ impl RequestBodyError {
             RequestBodyError::TooLarge { .. } => http::StatusCode::PAYLOAD_TOO_LARGE,
             RequestBodyError::TimedOut => http::StatusCode::REQUEST_TIMEOUT,
             RequestBodyError::Transport(_) => http::StatusCode::BAD_REQUEST,
+            RequestBodyError::Stream(e) if is_length_limit(&**e) => {
+                http::StatusCode::PAYLOAD_TOO_LARGE
+            }
+            RequestBodyError::Stream(_) => http::StatusCode::BAD_REQUEST,
         }
     }
 }
 
+/// Whether a body length limit ([`http_body_util::Limited`]) caused `err`.
+fn is_length_limit(err: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(e) = source {
+        if e.is::<http_body_util::LengthLimitError>() {
+            return true;
+        }
+        source = e.source();
+    }
+    false
+}
+
 enum Source {
     Incoming(Incoming),
+    Boxed(faas_core::invoke::Body),
     Full(Option<Bytes>),
 }
 
@@ -66,7 +87,7 @@ pub struct RequestBody {
 impl fmt::Debug for RequestBody {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestBody")
-            .field("streaming", &matches!(self.source, Source::Incoming(_)))
+            .field("streaming", &!matches!(self.source, Source::Full(_)))
             .field("limit", &self.limit)
             .field("received", &self.received)
             .finish_non_exhaustive()
@@ -77,6 +98,20 @@ impl RequestBody {
     pub(crate) fn incoming(body: Incoming, limit: Option<u64>, deadline: Option<Instant>) -> Self {
         RequestBody {
             source: Source::Incoming(body),
+            limit,
+            received: 0,
+            deadline,
+            sleep: None,
+        }
+    }
+
+    pub(crate) fn boxed(
+        body: faas_core::invoke::Body,
+        limit: Option<u64>,
+        deadline: Option<Instant>,
+    ) -> Self {
+        RequestBody {
+            source: Source::Boxed(body),
             limit,
             received: 0,
             deadline,
@@ -149,7 +184,12 @@ impl Body for RequestBody {
         let this = &mut *self;
         let polled = match &mut this.source {
             Source::Full(data) => return Poll::Ready(data.take().map(|d| Ok(Frame::data(d)))),
-            Source::Incoming(body) => Pin::new(body).poll_frame(cx),
+            Source::Incoming(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(RequestBodyError::Transport),
+            Source::Boxed(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|e| RequestBodyError::Stream(e.into())),
         };
         match polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -163,7 +203,7 @@ impl Body for RequestBody {
                 }
                 Poll::Ready(Some(Ok(frame)))
             }
-            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(RequestBodyError::Transport(e)))),
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e))),
             Poll::Ready(None) => Poll::Ready(None),
             Poll::Pending => {
                 let Some(deadline) = this.deadline else {
@@ -183,6 +223,7 @@ impl Body for RequestBody {
     fn is_end_stream(&self) -> bool {
         match &self.source {
             Source::Incoming(body) => body.is_end_stream(),
+            Source::Boxed(body) => body.is_end_stream(),
             Source::Full(data) => data.is_none(),
         }
     }
@@ -190,6 +231,7 @@ impl Body for RequestBody {
     fn size_hint(&self) -> SizeHint {
         match &self.source {
             Source::Incoming(body) => body.size_hint(),
+            Source::Boxed(body) => body.size_hint(),
             Source::Full(data) => SizeHint::with_exact(data.as_ref().map_or(0, |d| d.len() as u64)),
         }
     }

@@ -24,6 +24,12 @@
 //! - Metrics on an optional second listener ([`Server::with_metrics_listener`]): `GET /metrics`
 //!   with `http_requests_total`, `http_requests_in_flight` and `http_request_duration_seconds`.
 //!
+//! - In-process calls ([`Server::in_process`]): a program that runs the server in its own process
+//!   (the local provider of faas-rs) can call it without a socket, with every rule above except
+//!   those of the connection itself (header size, head read timeout, stalled writes): health
+//!   paths, 413, 429, `read_timeout` on the body, `write_timeout` on the response, metrics,
+//!   `X-Duration-Seconds`, `X-Call-Id`, and draining on shutdown.
+//!
 //! There is no global state: many servers can run in one process, each on its own port.
 //!
 //! # Examples
@@ -55,11 +61,14 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::pin::pin;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::Poll;
 use std::time::{Duration, Instant as StdInstant};
 
 use bytes::Bytes;
+use faas_core::invoke::Body as CoreBody;
+use faas_core::model::InProcess;
 use http::header::{CONTENT_LENGTH, CONTENT_TYPE, HeaderName, HeaderValue};
 use http::{Method, Request, Response, StatusCode};
 use http_body::Body;
@@ -69,6 +78,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::Notify;
 use tower::ServiceExt;
 
 pub use body::{RequestBody, RequestBodyError};
@@ -200,6 +210,33 @@ pub(crate) struct Shared {
     metrics: Metrics,
     ready: AtomicBool,
     shutting_down: AtomicBool,
+    local: Local,
+}
+
+/// The service as in-process calls reach it: the served service with its body boxed.
+type LocalService =
+    tower::util::BoxCloneService<Request<RequestBody>, Response<CoreBody>, BoxError>;
+
+/// The in-process entry point of a server: the service while it serves, and the in-process calls
+/// not finished yet (drained on shutdown as connections are).
+#[derive(Default)]
+struct Local {
+    service: Mutex<Option<LocalService>>,
+    active: AtomicUsize,
+    idle: Notify,
+}
+
+impl Local {
+    fn install(&self, service: Option<LocalService>) {
+        *self.service.lock().unwrap_or_else(|e| e.into_inner()) = service;
+    }
+
+    /// Waits until no in-process call is in flight.
+    async fn drained(&self) {
+        while self.active.load(Ordering::Acquire) > 0 {
+            self.idle.notified().await;
+        }
+    }
 }
 
 /// A handle on a server's health: readiness, lock file, requests in flight and metrics.
@@ -302,6 +339,7 @@ impl Server {
             metrics: Metrics::default(),
             ready: AtomicBool::new(false),
             shutting_down: AtomicBool::new(false),
+            local: Local::default(),
         };
         Ok(Server {
             listener,
@@ -335,6 +373,19 @@ impl Server {
     /// The server's health handle.
     pub fn health(&self) -> Health {
         self.health.clone()
+    }
+
+    /// A handle to call the served service in this process, without a socket.
+    ///
+    /// Calls go through the same rules as requests on the listener (see the [module docs](self)).
+    /// The handle takes requests while [`serve`](Server::serve) accepts connections; before and
+    /// after that a call fails with an error without reading the request's body (the contract of
+    /// [`InProcessService`](faas_core::model::InProcessService)). Calls in flight when the
+    /// server shuts down are drained like connections.
+    pub fn in_process(&self) -> InProcess {
+        InProcess::new(tower::util::BoxCloneSyncService::new(LocalCall {
+            shared: self.health.0.clone(),
+        }))
     }
 
     /// Serves `service` until `shutdown` resolves, then drains (see the [module docs](self)).
@@ -387,6 +438,14 @@ where
 {
     let shared = health.0.clone();
     let config = &shared.config;
+    shared.local.install(Some(LocalService::new(
+        service
+            .clone()
+            .map_response(|resp: Response<B>| resp.map(CoreBody::new))
+            .map_err(Into::into),
+    )));
+    // However serving ends, in-process calls stop being taken.
+    let _uninstall = Uninstall(&shared.local);
     let mut builder = http1::Builder::new();
     builder
         .timer(TokioTimer::new())
@@ -428,13 +487,16 @@ where
         )
         .await;
     }
-    // Stop accepting: new connections are refused instead of waiting in the backlog.
+    // Stop accepting: new connections are refused instead of waiting in the backlog, and new
+    // in-process calls fail (their callers try another replica).
     drop(listener);
+    shared.local.install(None);
     tracing::info!(
         in_flight = shared.metrics.in_flight(),
         "shutting down: draining"
     );
-    if tokio::time::timeout(config.write_timeout, graceful.shutdown())
+    let drained = async { tokio::join!(graceful.shutdown(), shared.local.drained()) };
+    if tokio::time::timeout(config.write_timeout, drained)
         .await
         .is_err()
     {
@@ -444,6 +506,128 @@ where
         );
     }
     Ok(())
+}
+
+type BoxFuture<T> = std::pin::Pin<Box<dyn Future<Output = T> + Send + 'static>>;
+
+/// Removes the in-process service when serving ends.
+struct Uninstall<'a>(&'a Local);
+
+impl Drop for Uninstall<'_> {
+    fn drop(&mut self) {
+        self.0.install(None);
+    }
+}
+
+/// The service behind [`Server::in_process`].
+#[derive(Clone)]
+struct LocalCall {
+    shared: Arc<Shared>,
+}
+
+impl tower::Service<Request<CoreBody>> for LocalCall {
+    type Response = Response<CoreBody>;
+    type Error = BoxError;
+    type Future = BoxFuture<Result<Response<CoreBody>, BoxError>>;
+
+    fn poll_ready(&mut self, _cx: &mut std::task::Context<'_>) -> Poll<Result<(), BoxError>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<CoreBody>) -> Self::Future {
+        let local = &self.shared.local;
+        // Counted under the lock, so that a shutdown that removes the service after this point
+        // waits for this call.
+        let (service, guard) = {
+            let installed = local.service.lock().unwrap_or_else(|e| e.into_inner());
+            match &*installed {
+                Some(service) => (service.clone(), LocalGuard::enter(self.shared.clone())),
+                None => return Box::pin(std::future::ready(Err("replica is not serving".into()))),
+            }
+        };
+        let shared = self.shared.clone();
+        Box::pin(async move {
+            let Ok(resp) = handle(shared, service, req).await;
+            Ok(resp.map(|body| {
+                CoreBody::new(Tracked {
+                    inner: body,
+                    guard: Some(guard),
+                })
+            }))
+        })
+    }
+}
+
+/// One in-process call in flight.
+struct LocalGuard(Arc<Shared>);
+
+impl LocalGuard {
+    fn enter(shared: Arc<Shared>) -> Self {
+        shared.local.active.fetch_add(1, Ordering::AcqRel);
+        LocalGuard(shared)
+    }
+}
+
+impl Drop for LocalGuard {
+    fn drop(&mut self) {
+        if self.0.local.active.fetch_sub(1, Ordering::AcqRel) == 1 {
+            self.0.local.idle.notify_one();
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response body of an in-process call: ends the call when it ends.
+    struct Tracked<B> {
+        #[pin]
+        inner: B,
+        guard: Option<LocalGuard>,
+    }
+}
+
+impl<B> Body for Tracked<B>
+where
+    B: Body<Data = Bytes, Error = BoxError>,
+{
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, BoxError>>> {
+        let this = self.project();
+        let polled = this.inner.poll_frame(cx);
+        if let Poll::Ready(None) | Poll::Ready(Some(Err(_))) = polled {
+            this.guard.take();
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// A request body the server can read: a connection's, or an in-process call's.
+trait IntoRequestBody: Send + 'static {
+    fn into_request_body(self, limit: Option<u64>, deadline: tokio::time::Instant) -> RequestBody;
+}
+
+impl IntoRequestBody for Incoming {
+    fn into_request_body(self, limit: Option<u64>, deadline: tokio::time::Instant) -> RequestBody {
+        RequestBody::incoming(self, limit, Some(deadline))
+    }
+}
+
+impl IntoRequestBody for CoreBody {
+    fn into_request_body(self, limit: Option<u64>, deadline: tokio::time::Instant) -> RequestBody {
+        RequestBody::boxed(self, limit, Some(deadline))
+    }
 }
 
 async fn accept_until<F: Future>(
@@ -523,12 +707,13 @@ fn internal<B>(
     Response::from_parts(parts, ResponseBody::full(bytes, guard))
 }
 
-async fn handle<S, B>(
+async fn handle<S, B, I>(
     shared: Arc<Shared>,
     service: S,
-    req: Request<Incoming>,
+    req: Request<I>,
 ) -> Result<Response<ResponseBody<B>>, Infallible>
 where
+    I: IntoRequestBody,
     S: tower::Service<Request<RequestBody>, Response = Response<B>> + Send + 'static,
     S::Future: Send + 'static,
     S::Error: Into<BoxError>,
@@ -538,8 +723,12 @@ where
     let start = StdInstant::now();
     let config = &shared.config;
     match req.uri().path() {
-        "/_/health" => return Ok(health_response(&shared, &req, start)),
-        "/_/ready" => return Ok(ready_response(&shared, service, &req, start).await),
+        "/_/health" => return Ok(health_response(&shared, req.method(), start)),
+        "/_/ready" => {
+            let method = req.method().clone();
+            drop(req);
+            return Ok(ready_response(&shared, service, &method, start).await);
+        }
         _ => {}
     }
 
@@ -588,7 +777,7 @@ where
     let (parts, body) = req.into_parts();
     let req = Request::from_parts(
         parts,
-        RequestBody::incoming(body, config.max_body_bytes, Some(deadline)),
+        body.into_request_body(config.max_body_bytes, deadline),
     );
 
     let mut resp = match service.oneshot(req).await {
@@ -624,10 +813,10 @@ where
 
 fn health_response<B>(
     shared: &Arc<Shared>,
-    req: &Request<Incoming>,
+    method: &Method,
     start: StdInstant,
 ) -> Response<ResponseBody<B>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    if method != Method::GET && method != Method::HEAD {
         return simple(StatusCode::METHOD_NOT_ALLOWED, "", start);
     }
     if Health(shared.clone()).is_ready() {
@@ -640,14 +829,14 @@ fn health_response<B>(
 async fn ready_response<S, B>(
     shared: &Arc<Shared>,
     service: S,
-    req: &Request<Incoming>,
+    method: &Method,
     start: StdInstant,
 ) -> Response<ResponseBody<B>>
 where
     S: tower::Service<Request<RequestBody>, Response = Response<B>>,
     S::Error: Into<BoxError>,
 {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+    if method != Method::GET && method != Method::HEAD {
         return simple(StatusCode::METHOD_NOT_ALLOWED, "", start);
     }
     if !Health(shared.clone()).is_ready() {
@@ -724,5 +913,137 @@ pub async fn shutdown_signal() {
         _ => {
             let _ = tokio::signal::ctrl_c().await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    /// Answers after `/slow` is released through the channel, echoes the body otherwise.
+    fn service(
+        release: Arc<tokio::sync::Semaphore>,
+    ) -> impl tower::Service<
+        Request<RequestBody>,
+        Response = Response<http_body_util::Full<Bytes>>,
+        Error = Infallible,
+        Future = impl Send,
+    > + Clone
+    + Send
+    + 'static {
+        tower::service_fn(move |req: Request<RequestBody>| {
+            let release = release.clone();
+            async move {
+                if req.uri().path() == "/slow" {
+                    let _permit = release.acquire().await;
+                }
+                let body = match req.into_body().collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(e) => Bytes::from(format!("{} {e}", e.status().as_u16())),
+                };
+                Ok(Response::new(http_body_util::Full::new(body)))
+            }
+        })
+    }
+
+    async fn text(resp: Response<CoreBody>) -> (StatusCode, String) {
+        let status = resp.status();
+        let body = resp.into_body().collect().await.unwrap().to_bytes();
+        (status, String::from_utf8_lossy(&body).into_owned())
+    }
+
+    fn post(path: &str, body: &'static str) -> Request<CoreBody> {
+        Request::post(path).body(CoreBody::from(body)).unwrap()
+    }
+
+    #[tokio::test]
+    async fn in_process_calls_follow_the_server_lifecycle_and_rules() {
+        let config = ServeConfig::default()
+            .with_max_inflight(1)
+            .with_max_body_bytes(Some(8))
+            .with_write_timeout(Duration::from_secs(30));
+        let server = Server::bind("127.0.0.1:0".parse().unwrap(), config)
+            .await
+            .unwrap();
+        let health = server.health();
+        let handle = server.in_process();
+        // Not serving yet: refused, and the body is left alone.
+        assert!(handle.service().oneshot(post("/", "x")).await.is_err());
+
+        let release = Arc::new(tokio::sync::Semaphore::new(0));
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let serving = tokio::spawn(server.serve(service(release.clone()), async move {
+            let _ = stopped.await;
+        }));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while handle.service().oneshot(post("/", "")).await.is_err() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("calls taken once serving");
+        let resp = handle.service().oneshot(post("/", "hello")).await.unwrap();
+        assert!(resp.headers().contains_key(X_DURATION_SECONDS));
+        assert_eq!(text(resp).await, (StatusCode::OK, "hello".to_owned()));
+
+        // Limits: a declared length over max_body_bytes at once, a streamed one while read.
+        let mut over = post("/", "123456789");
+        over.headers_mut()
+            .insert(CONTENT_LENGTH, HeaderValue::from_static("9"));
+        let resp = handle.service().oneshot(over).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        assert_eq!(resp.headers()[X_OPENFAAS_INTERNAL], "fwatchdog");
+        // (An unread response is a call in flight, as one being written to a connection.)
+        drop(resp);
+        let resp = handle
+            .service()
+            .oneshot(post("/", "123456789"))
+            .await
+            .unwrap();
+        assert!(text(resp).await.1.starts_with("413 "));
+
+        // max_inflight=1: a second call while one runs is 429.
+        let slow = tokio::spawn(handle.service().oneshot(post("/slow", "slow")));
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while health.in_flight() == 0 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("the slow call in flight");
+        let resp = handle.service().oneshot(post("/", "x")).await.unwrap();
+        assert_eq!(text(resp).await.0, StatusCode::TOO_MANY_REQUESTS);
+        let call_id = Request::get("/_/health")
+            .header(X_CALL_ID, "c1")
+            .body(CoreBody::empty())
+            .unwrap();
+        assert_eq!(
+            text(handle.service().oneshot(call_id).await.unwrap()).await,
+            (StatusCode::OK, "OK".to_owned())
+        );
+
+        // Shutdown with the slow call in flight: new calls are refused, the server waits for it.
+        stop.send(()).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while handle.service().oneshot(post("/", "x")).await.is_ok() {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        })
+        .await
+        .expect("calls refused once shutting down");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        assert!(!serving.is_finished(), "the server waits for the call");
+        release.add_permits(1);
+        let resp = slow.await.unwrap().unwrap();
+        assert_eq!(text(resp).await, (StatusCode::OK, "slow".to_owned()));
+        tokio::time::timeout(Duration::from_secs(10), serving)
+            .await
+            .expect("the server stops once drained")
+            .unwrap()
+            .unwrap();
+        assert_eq!(health.in_flight(), 0);
     }
 }
