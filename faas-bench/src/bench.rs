@@ -165,11 +165,15 @@ impl Bench {
         }
     }
 
-    /// Spawns a process under test, its output logged in the scratch directory.
+    /// Spawns a process under test, its output logged in the scratch directory, with a container's
+    /// environment (see [`container_env`]) unless `--inherit-env` was given.
     ///
     /// # Errors
     /// When it cannot start.
-    pub fn spawn(&self, name: &str, command: Command) -> anyhow::Result<Proc> {
+    pub fn spawn(&self, name: &str, mut command: Command) -> anyhow::Result<Proc> {
+        if !self.args.inherit_env {
+            container_env(&mut command);
+        }
         Proc::spawn(name, command, self.scratch_dir())
     }
 
@@ -396,4 +400,55 @@ fn cpu_model() -> String {
                 .map(|rest| rest.trim_start_matches([' ', '\t', ':']).trim().to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".to_owned())
+}
+
+/// The variables a process started in a container has whatever its image: Docker sets `PATH`,
+/// `HOME` and `HOSTNAME`.
+const CONTAINER_VARIABLES: [&str; 3] = ["PATH", "HOME", "HOSTNAME"];
+
+/// Replaces the environment `command` would inherit with [`CONTAINER_VARIABLES`] (taken from this
+/// process when set), keeping the variables set on `command` itself.
+pub fn container_env(command: &mut Command) {
+    let explicit: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = command
+        .get_envs()
+        .map(|(k, v)| (k.to_owned(), v.map(ToOwned::to_owned)))
+        .collect();
+    command.env_clear();
+    for name in CONTAINER_VARIABLES {
+        if let Some(value) = std::env::var_os(name) {
+            command.env(name, value);
+        }
+    }
+    for (name, value) in explicit {
+        match value {
+            Some(value) => command.env(name, value),
+            None => command.env_remove(name),
+        };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_container_env_keeps_path_and_what_the_command_sets() {
+        let mut command = Command::new("env");
+        command
+            .env("FPROCESS_UNDER_TEST", "cat")
+            .env_remove("HOSTNAME");
+        container_env(&mut command);
+        let out = command.output().expect("env runs");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let mut names: Vec<&str> = text.lines().filter_map(|l| l.split('=').next()).collect();
+        names.sort_unstable();
+        let mut expected = vec!["FPROCESS_UNDER_TEST"];
+        expected.extend(
+            ["PATH", "HOME"]
+                .into_iter()
+                .filter(|v| std::env::var_os(v).is_some()),
+        );
+        expected.sort_unstable();
+        assert_eq!(names, expected, "{text}");
+    }
 }
