@@ -511,3 +511,25 @@ async fn metrics_and_invocation_counts() {
     let (_, _, body) = call(&gw, req("GET", "/system/function/echo", Body::empty())).await;
     assert_eq!(json(&body)["invocationCount"], 4.0);
 }
+
+#[tokio::test]
+async fn a_deleted_function_is_404_at_once() {
+    let provider = TestProvider::new();
+    let upstream = Upstream::start("r0").await;
+    provider.add("echo", vec![upstream.endpoint()]);
+    let gw = Gateway::builder(provider.clone()).build();
+    let (status, _, _) = call(&gw, req("GET", "/function/echo", Body::empty())).await;
+    assert_eq!(status, StatusCode::OK);
+
+    let (status, _, body) = call(
+        &gw,
+        req("DELETE", "/system/functions", r#"{"functionName":"echo"}"#),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body:?}");
+    // Within the endpoint cache's TTL (1 s), yet the gateway no longer routes to the old replica.
+    let (status, headers, body) = call(&gw, req("GET", "/function/echo", Body::empty())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body:?}");
+    assert_eq!(headers["x-openfaas-internal"], "gateway");
+    assert_eq!(upstream.count(), 1);
+}

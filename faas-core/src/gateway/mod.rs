@@ -209,6 +209,7 @@ impl GatewayBuilder {
         let metrics = self.metrics.unwrap_or_default();
         let api = system::Api {
             provider: self.provider,
+            invoker: invoker.clone(),
             metrics: metrics.clone(),
             version: self.version,
         };

@@ -28,6 +28,8 @@ type ApiResult<T = Response> = std::result::Result<T, ApiError>;
 #[derive(Clone)]
 pub(crate) struct Api {
     pub(crate) provider: Arc<dyn Provider>,
+    /// The invoker of `/function/*`, told to forget a function's cached endpoints when it changes.
+    pub(crate) invoker: crate::invoke::Invoker,
     pub(crate) metrics: Metrics,
     pub(crate) version: VersionInfo,
 }
@@ -133,14 +135,24 @@ async fn deployment(api: &Api, uri: &Uri, body: Body) -> Result<FunctionDeployme
 /// `POST /system/functions`: 202.
 pub(crate) async fn deploy(State(api): State<Api>, uri: Uri, body: Body) -> ApiResult {
     let deployment = deployment(&api, &uri, body).await?;
+    let (name, namespace) = (
+        deployment.service.clone(),
+        deployment.namespace.clone().unwrap_or_default(),
+    );
     api.provider.deploy(deployment).await?;
+    api.invoker.forget(&name, &namespace);
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
 /// `PUT /system/functions`: 202, 404 when the function does not exist (faas-cli then POSTs).
 pub(crate) async fn update(State(api): State<Api>, uri: Uri, body: Body) -> ApiResult {
     let deployment = deployment(&api, &uri, body).await?;
+    let (name, namespace) = (
+        deployment.service.clone(),
+        deployment.namespace.clone().unwrap_or_default(),
+    );
     api.provider.update(deployment).await?;
+    api.invoker.forget(&name, &namespace);
     Ok(StatusCode::ACCEPTED.into_response())
 }
 
@@ -155,6 +167,7 @@ pub(crate) async fn delete(State(api): State<Api>, uri: Uri, body: Body) -> ApiR
         Some(&request.namespace),
     ])?;
     api.provider.delete(name.as_str(), &namespace).await?;
+    api.invoker.forget(name.as_str(), &namespace);
     api.metrics.remove_function(&format!("{name}.{namespace}"));
     Ok(StatusCode::ACCEPTED.into_response())
 }
@@ -205,6 +218,7 @@ pub(crate) async fn scale(
     api.provider
         .scale(name.as_str(), &namespace, replicas)
         .await?;
+    api.invoker.forget(name.as_str(), &namespace);
     Ok(StatusCode::ACCEPTED.into_response())
 }
 

@@ -208,6 +208,28 @@ impl Invoker {
         self.inner.config.default_timeout
     }
 
+    /// Drops what the invoker cached of function `name` in `namespace` (empty: the provider's
+    /// default namespace): its endpoints and timeout are asked of the provider again at its next
+    /// call. The gateway calls it after deploying, updating, scaling or deleting a function, so
+    /// that a deleted function is 404 at once and an updated `exec_timeout` applies to the next
+    /// call, rather than after the endpoint cache's TTL.
+    ///
+    /// ```
+    /// # use std::sync::Arc;
+    /// # fn demo(provider: Arc<dyn faas_core::Provider>) {
+    /// let invoker = faas_core::invoke::Invoker::new(provider);
+    /// invoker.forget("echo", "openfaas-fn");
+    /// # }
+    /// ```
+    pub fn forget(&self, name: &str, namespace: &str) {
+        let namespace = if namespace.is_empty() {
+            self.inner.provider.default_namespace()
+        } else {
+            namespace
+        };
+        self.inner.functions.remove(&format!("{name}.{namespace}"));
+    }
+
     /// Calls function `name` in `namespace` (empty: the provider's default namespace).
     ///
     /// `request`'s method, headers and body are sent as they are (hop-by-hop headers removed); its
