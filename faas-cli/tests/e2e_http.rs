@@ -5,7 +5,7 @@ mod common;
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use common::{Faas, READY, free_port, http_client, repo_root, script};
+use common::{Faas, READY, free_port, http_client, script};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -475,12 +475,7 @@ async fn a_restart_keeps_the_functions_and_they_answer() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn up_with_the_example_stack_deploys_every_example_and_each_answers() {
     let tmp = tempfile::tempdir().unwrap();
-    let examples = repo_root().join("examples/functions");
-    let faas = Faas::start_with_env(
-        &tmp.path().join("data"),
-        &["-f", "examples/stack.yml"],
-        &[("FAAS_EXAMPLES_DIR", examples.to_str().unwrap())],
-    );
+    let faas = Faas::start(&tmp.path().join("data"), &["-f", "examples/stack.yml"]);
     for name in ["echo", "wordcount", "hello-http", "static-site"] {
         faas.wait_available(name, 1).await;
     }

@@ -3,8 +3,10 @@
 //! Every replica of a function is a [faas-watchdog](faas_watchdog) running in this process on its
 //! own loopback port, wrapping the function's `envProcess` (the watchdog's `fprocess`) with the
 //! deployment's environment variables. There are no images on this provider: `envProcess` is the
-//! command (a deployment without one is rejected naming `envProcess`); `image` is kept and shown,
-//! and is the working directory of the function when it names an existing directory.
+//! command (a deployment without one is rejected naming `envProcess`, unless its `mode` env var is
+//! `static`); `image` is kept and shown, and is the working directory of the function when it
+//! names an existing directory (a relative `static_path` starts there too). Replicas see
+//! `OPENFAAS_NAME` and `OPENFAAS_NAMESPACE` unless the deployment sets them.
 //!
 //! - Replicas are endpoints only once their watchdog answers `/_/ready`; a replica whose watchdog
 //!   stops (in `http` mode, the function process exited) is restarted with exponential backoff.

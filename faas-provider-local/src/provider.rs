@@ -345,14 +345,16 @@ impl LocalProvider {
     /// Validates a deployment for this provider and returns its namespace; nothing is created.
     fn check_deployment(&self, deployment: &mut FunctionDeployment) -> faas_core::Result<String> {
         validate::validate_deployment(deployment)?;
-        if deployment
-            .env_process
-            .as_deref()
-            .is_none_or(|p| p.trim().is_empty())
+        if !is_static(deployment)
+            && deployment
+                .env_process
+                .as_deref()
+                .is_none_or(|p| p.trim().is_empty())
         {
             return Err(CoreError::invalid(
                 "envProcess",
-                "envProcess is required on the local provider: it is the command the function runs",
+                "envProcess is required on the local provider (except in envVars.mode=static): it is \
+                 the command the function runs",
             ));
         }
         let namespace = self
@@ -601,6 +603,14 @@ impl Provider for LocalProvider {
     }
 }
 
+/// Whether `deployment` runs the watchdog's `static` mode (files only, no process).
+fn is_static(deployment: &FunctionDeployment) -> bool {
+    deployment
+        .env_vars
+        .get("mode")
+        .is_some_and(|m| m.trim() == "static")
+}
+
 /// What the replicas of `deployment` in `namespace` run, its secrets being under `secrets_view`
 /// (see [`LocalProvider::run_spec`]). The function learns its own name and namespace from
 /// `OPENFAAS_NAME` and `OPENFAAS_NAMESPACE` (as on the Swarm provider) unless its `envVars` set them.
@@ -616,10 +626,13 @@ fn run_spec(namespace: &str, deployment: &FunctionDeployment, secrets_view: &Pat
         })
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
-    vars.push((
-        "fprocess".to_owned(),
-        deployment.env_process.clone().unwrap_or_default(),
-    ));
+    if let Some(process) = deployment
+        .env_process
+        .as_deref()
+        .filter(|p| !p.trim().is_empty())
+    {
+        vars.push(("fprocess".to_owned(), process.to_owned()));
+    }
     vars.push((
         SECRET_MOUNT_PATH.to_owned(),
         secrets_view.to_string_lossy().into_owned(),
@@ -706,6 +719,29 @@ mod tests {
         let spec = run_spec("ns", &d, Path::new("/s"));
         assert_eq!(var(&spec, ENV_FUNCTION_NAME), ["alias"]);
         assert_eq!(var(&spec, ENV_NAMESPACE), ["ns"]);
+    }
+
+    #[test]
+    fn static_mode_needs_no_process_and_serves_from_the_function_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = FunctionDeployment::new("site", dir.path().to_string_lossy())
+            .with_env("mode", "static")
+            .with_env("static_path", "public");
+        assert!(is_static(&d));
+        let spec = run_spec("ns", &d, Path::new("/s"));
+        assert!(var(&spec, "fprocess").is_empty());
+        spec.validate().unwrap();
+        let sink: Arc<dyn faas_watchdog::LogSink> = Arc::new(faas_watchdog::StderrSink::new(false));
+        let config = spec.config(sink).unwrap();
+        assert_eq!(config.static_path, dir.path().join("public"));
+
+        let absolute = d.with_env("static_path", "/srv/www");
+        let spec = run_spec("ns", &absolute, Path::new("/s"));
+        let sink: Arc<dyn faas_watchdog::LogSink> = Arc::new(faas_watchdog::StderrSink::new(false));
+        assert_eq!(
+            spec.config(sink).unwrap().static_path,
+            Path::new("/srv/www")
+        );
     }
 
     #[test]

@@ -86,7 +86,16 @@ impl RunSpec {
             vars.push(("http_port".to_owned(), port.to_string()));
             vars.push(("PORT".to_owned(), port.to_string()));
         }
-        Ok(faas_watchdog::Config::from_vars(vars)?
+        let mut config = faas_watchdog::Config::from_vars(vars)?;
+        // As in a container, whose working directory a relative path starts from: the function's
+        // folder (its `image`) when it names one.
+        if let Some(dir) = &self.working_dir
+            && config.static_path.is_relative()
+        {
+            let path = dir.join(&config.static_path);
+            config = config.with_static_path(path);
+        }
+        Ok(config
             .with_bind_address(IpAddr::V4(Ipv4Addr::LOCALHOST))
             .with_port(0)
             .with_metrics_port(None)
