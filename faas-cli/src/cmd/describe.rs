@@ -52,7 +52,13 @@ fn render(f: &FunctionStatus, url: &str, async_url: &str) -> String {
     line("Available Replicas", &f.available_replicas.to_string());
     line("Invocations", &f.invocation_count.to_string());
     line("Image", &f.image);
-    line("Function Process", f.env_process.as_deref().unwrap_or(""));
+    line(
+        "Function Process",
+        f.env_process
+            .as_deref()
+            .filter(|p| !p.is_empty())
+            .unwrap_or("<none>"),
+    );
     line("URL", url);
     line("Async URL", async_url);
     line("Created", &f.created_at.to_rfc3339());
@@ -95,5 +101,10 @@ mod tests {
         assert!(text.contains("Function Process:   cat\n"));
         assert!(text.contains("Labels:\n  a: b\n"));
         assert!(text.contains("Environment: <none>\n"));
+
+        let site = FunctionDeployment::new("site", "img").with_env("mode", "static");
+        let f = FunctionStatus::from_deployment(&site, "openfaas-fn", 1, chrono::Utc::now());
+        let text = render(&f, "http://x/function/site", "http://x/async-function/site");
+        assert!(text.contains("Function Process:   <none>\n"), "{text}");
     }
 }
