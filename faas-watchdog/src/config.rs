@@ -100,7 +100,8 @@ impl fmt::Display for Mode {
 pub struct Config {
     /// How the function runs (`mode`).
     pub mode: Mode,
-    /// The function's command line (`function_process`, or `fprocess`), split on whitespace.
+    /// The function's command line (`function_process`, or `fprocess`), split into words as a
+    /// shell would (see [`split_command_line`]).
     pub function_process: Option<String>,
     /// Where the function listens in `http` mode (`upstream_url` or `http_upstream_url`).
     pub upstream_url: Option<http::Uri>,
@@ -307,6 +308,14 @@ impl Config {
                 "missing fprocess (or function_process): set it to the command that runs the function",
             ));
         }
+        if let Some(process) = &function_process
+            && let Err(reason) = split_command_line(process)
+        {
+            return Err(Error::config(
+                "fprocess",
+                format!("invalid fprocess {process:?}: {reason}"),
+            ));
+        }
 
         let upstream_url = match vars
             .first(&["http_upstream_url", "upstream_url"])
@@ -445,14 +454,10 @@ impl Config {
             .with_shutdown_delay(self.healthcheck_interval)
     }
 
-    /// The function's program and arguments (`fprocess` split on whitespace).
+    /// The function's program and arguments: `fprocess` split into words as a POSIX shell
+    /// would, without expansions (see [`split_command_line`]).
     pub fn process_argv(&self) -> Vec<String> {
-        self.function_process
-            .as_deref()
-            .unwrap_or("")
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect()
+        split_command_line(self.function_process.as_deref().unwrap_or("")).unwrap_or_default()
     }
 
     /// The function process prepared for spawning: computed on first use and kept, so call it
@@ -611,6 +616,88 @@ impl Config {
     }
 }
 
+/// Splits a command line into words as a POSIX shell does, without running one: words are
+/// separated by whitespace; `'...'` keeps everything literally; `"..."` keeps everything but
+/// `\\`, `\\"`, `\\$` and `` \\` `` escapes; a backslash outside quotes keeps the next character.
+/// There are no expansions (`$VAR`, `*`, `~`), pipes or redirections: for those, run `sh -c '...'`.
+///
+/// OpenFaaS's watchdogs split `fprocess` on single spaces, so a quoted argument reaches the
+/// program with its quotes; a command line without quotes or backslashes is split the same here.
+///
+/// ```
+/// use faas_watchdog::split_command_line;
+/// assert_eq!(
+///     split_command_line(r#"sh -c 'cat | wc -c'"#).unwrap(),
+///     ["sh", "-c", "cat | wc -c"]
+/// );
+/// assert!(split_command_line("echo 'oops").is_err());
+/// ```
+///
+/// # Errors
+///
+/// A message naming the problem: an unterminated quote, or a backslash at the end.
+pub fn split_command_line(line: &str) -> std::result::Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => word.push(c),
+                        None => return Err("unterminated single quote".to_owned()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('\\' | '"' | '$' | '`')) => word.push(c),
+                            Some('\n') => {}
+                            Some(c) => {
+                                word.push('\\');
+                                word.push(c);
+                            }
+                            None => return Err("unterminated double quote".to_owned()),
+                        },
+                        Some(c) => word.push(c),
+                        None => return Err("unterminated double quote".to_owned()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some('\n') => {}
+                    Some(c) => word.push(c),
+                    None => return Err("a backslash ends the line".to_owned()),
+                }
+            }
+            c => {
+                in_word = true;
+                word.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -684,6 +771,41 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(c.exec_timeout, None);
+    }
+
+    #[test]
+    fn command_lines_split_as_a_shell_would() {
+        let cases: &[(&str, &[&str])] = &[
+            ("wc -c", &["wc", "-c"]),
+            ("  cat   ", &["cat"]),
+            ("", &[]),
+            (r#"sh -c 'cat | wc -c'"#, &["sh", "-c", "cat | wc -c"]),
+            (
+                r#"python3 -c "print('hi')""#,
+                &["python3", "-c", "print('hi')"],
+            ),
+            (
+                r#"echo "a \"b\" \$HOME \n""#,
+                &["echo", r#"a "b" $HOME \n"#],
+            ),
+            (r"echo a\ b c\\d", &["echo", "a b", r"c\d"]),
+            ("echo ''", &["echo", ""]),
+            (r#"echo x'y'"z""#, &["echo", "xyz"]),
+            ("a\tb\nc", &["a", "b", "c"]),
+        ];
+        for (line, words) in cases {
+            assert_eq!(split_command_line(line).unwrap(), *words, "{line}");
+        }
+        for bad in ["echo 'x", r#"echo "x"#, "echo x\\", r#"echo "x\"#] {
+            assert!(split_command_line(bad).is_err(), "{bad}");
+        }
+        let err = vars(&[("fprocess", "sh -c 'cat")]).unwrap_err().to_string();
+        assert!(
+            err.contains("fprocess") && err.contains("unterminated single quote"),
+            "{err}"
+        );
+        let c = vars(&[("fprocess", r#"sh -c 'cat | wc -c'"#)]).unwrap();
+        assert_eq!(c.process_argv(), ["sh", "-c", "cat | wc -c"]);
     }
 
     #[test]

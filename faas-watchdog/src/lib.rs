@@ -39,7 +39,7 @@ pub mod server;
 mod static_files;
 mod watchdog;
 
-pub use config::{Config, DEFAULT_LOCK_FILE, Mode};
+pub use config::{Config, DEFAULT_LOCK_FILE, Mode, split_command_line};
 pub use error::{Error, Result};
 pub use logs::{LogSink, LogStream, StderrLogger, StderrSink};
 pub use watchdog::{BoundWatchdog, Watchdog, serve};

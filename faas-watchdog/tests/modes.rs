@@ -91,6 +91,15 @@ async fn classic_combines_output_and_fails_with_500() {
 }
 
 #[tokio::test]
+async fn a_quoted_fprocess_runs_a_shell_pipeline() {
+    let wd = start(&[("fprocess", r#"sh -c 'tr a-z A-Z | wc -c'"#)]).await;
+    let answer = post(wd.url("/"), "hello\n").await;
+    assert_eq!(answer.status, 200);
+    assert_eq!(answer.text().trim(), "6");
+    wd.stop().await.unwrap();
+}
+
+#[tokio::test]
 async fn classic_marshal_request_and_content_type_override() {
     let wd = start(&[
         ("fprocess", "cat"),
