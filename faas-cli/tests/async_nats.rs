@@ -1,7 +1,8 @@
 //! Asynchronous invocation with the NATS JetStream queue and the real `faas` binary: the gateway
 //! (`faas up --queue nats://... --no-queue-worker`) accepts 2,000 calls, a separate
 //! `faas queue-worker` is killed with SIGKILL mid-flight, a new one takes over, and every accepted
-//! call reaches its callback. Needs `scripts/nats.sh start` (or `FAAS_TEST_NATS_URL`).
+//! call reaches its callback; the same with `faas up --queue nats://...` itself (gateway and worker)
+//! killed and restarted. Needs `scripts/nats.sh start` (or `FAAS_TEST_NATS_URL`).
 
 mod async_support;
 mod common;
@@ -142,6 +143,78 @@ async fn nothing_accepted_is_lost_when_a_nats_worker_is_killed() {
         .await;
     assert_eq!(record["status"], "succeeded", "{record}");
     drop(worker);
+    assert!(faas.stop().success());
+    destroy(&stream).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs nats-server"]
+async fn nothing_accepted_is_lost_when_faas_up_with_nats_is_killed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    let stream = format!("FAAS_E2E_KILL_{}", std::process::id());
+    let function_dir = tmp.path().join("slow");
+    std::fs::create_dir_all(&function_dir).unwrap();
+    // 20 ms per call: the worker inside `faas up` is surely busy when the process is killed.
+    script(&function_dir, "slow.sh", "sleep 0.02\ncat");
+    let args = [
+        "--queue",
+        &nats_url(),
+        "--nats-stream",
+        &stream,
+        "--queue-ack-wait",
+        "3s",
+        "--queue-concurrency",
+        "8",
+    ];
+    let faas = Faas::start(&data, &args);
+    faas.deploy(json!({"service": "slow", "image": function_dir.to_str().unwrap(), "envProcess": "sh slow.sh"})).await;
+    faas.wait_available("slow", 1).await;
+
+    let receiver = Receiver::start().await;
+    let (ids, refused) = enqueue(&faas.url, "slow", &receiver.url(), CALLS, 16).await;
+    assert_eq!(refused, 0, "calls refused; stderr:\n{}", faas.stderr());
+    assert_eq!(ids.len(), CALLS);
+    let done = receiver.wait_at_least(100, READY).await;
+    assert!(
+        done >= 100,
+        "no progress before the kill; stderr:\n{}",
+        faas.stderr()
+    );
+    let pid = faas.pid();
+    drop(faas); // SIGKILL: gateway and its queue worker at once
+    let at_kill = receiver.distinct();
+    eprintln!(
+        "killed faas up --queue nats (pid {pid}) with SIGKILL after {at_kill} of {CALLS} callbacks"
+    );
+    assert!(
+        at_kill < CALLS,
+        "the worker was not busy at the kill: the test proves nothing"
+    );
+
+    // The same data dir brings the function back; the stream still holds the calls.
+    let faas = Faas::start(&data, &args);
+    let missing = receiver.wait_all(&ids, Duration::from_secs(300)).await;
+    report_duplicates("nats queue, faas up killed", &receiver, ids.len());
+    assert!(
+        missing.is_empty(),
+        "{} accepted calls never called back, e.g. {:?}; stderr:\n{}",
+        missing.len(),
+        &missing[..missing.len().min(5)],
+        faas.stderr()
+    );
+    let seen = receiver.snapshot();
+    assert!(ids.iter().all(|id| seen[id].status == "200"));
+    let last = format!("/system/invocations/{}", ids[CALLS - 1]);
+    let deadline = Instant::now() + READY;
+    let record = loop {
+        let record = faas.get_json(&last).await;
+        if record["status"] == "succeeded" || Instant::now() > deadline {
+            break record;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert_eq!(record["status"], "succeeded", "{record}");
     assert!(faas.stop().success());
     destroy(&stream).await;
 }

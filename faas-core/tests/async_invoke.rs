@@ -14,7 +14,9 @@ use bytes::Bytes;
 use faas_core::gateway::Gateway;
 use faas_core::invoke::Body;
 use faas_core::model::{Endpoint, FunctionDeployment};
-use faas_core::queue::records::MemoryInvocationStore;
+use faas_core::queue::records::{
+    Durability, InvocationRecord, InvocationStore, ListQuery, MemoryInvocationStore,
+};
 use faas_core::queue::worker::{CallbackPolicy, QueueWorker, RetryPolicy, WorkerConfig};
 use faas_core::queue::{EmbeddedQueue, EmbeddedQueueConfig, MemoryQueue, Queue};
 use gateway_support::{NS, TestProvider, Upstream, call, json, req};
@@ -529,4 +531,451 @@ async fn a_deleted_function_fails_without_retrying() {
     assert_eq!(record["attempts"], 1);
     platform.stop_worker().await;
     assert_eq!(upstream.count(), 0);
+}
+
+/// What a [`Scripted`] server saw of one request.
+#[derive(Debug, Clone)]
+struct Seen {
+    method: String,
+    uri: String,
+    headers: HeaderMap,
+    body: Bytes,
+    at: std::time::Instant,
+}
+
+/// A real HTTP server whose `n`th answer (0-based) is `answer(n)`; records what it received.
+struct Scripted {
+    addr: SocketAddr,
+    seen: Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+impl Scripted {
+    fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::new("s0", self.addr.to_string())
+    }
+}
+
+async fn scripted<F>(answer: F) -> Scripted
+where
+    F: Fn(usize) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    scripted_on(TcpListener::bind("127.0.0.1:0").await.unwrap(), answer)
+}
+
+fn scripted_on<F>(listener: TcpListener, answer: F) -> Scripted
+where
+    F: Fn(usize) -> Response<Full<Bytes>> + Send + Sync + 'static,
+{
+    let addr = listener.local_addr().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let answer = Arc::new(answer);
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (log, answer) = (log.clone(), answer.clone());
+            tokio::spawn(async move {
+                let service = hyper::service::service_fn(move |request: Request<Incoming>| {
+                    let (log, answer) = (log.clone(), answer.clone());
+                    async move {
+                        let (parts, body) = request.into_parts();
+                        let body = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let n = {
+                            let mut log = log.lock().unwrap();
+                            log.push(Seen {
+                                method: parts.method.to_string(),
+                                uri: parts.uri.to_string(),
+                                headers: parts.headers,
+                                body,
+                                at: std::time::Instant::now(),
+                            });
+                            log.len() - 1
+                        };
+                        Ok::<_, Infallible>(answer(n))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Scripted { addr, seen }
+}
+
+fn answer(status: u16, headers: &[(&str, &str)], body: &'static str) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap();
+    for (name, value) in headers {
+        response.headers_mut().insert(
+            http::HeaderName::from_bytes(name.as_bytes()).unwrap(),
+            value.parse().unwrap(),
+        );
+    }
+    response
+}
+
+/// Polls `what` until it is true, for at most [`WAIT`].
+async fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !check() {
+        assert!(tokio::time::Instant::now() < deadline, "{what}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_function_sees_the_method_path_query_headers_and_body_sent() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path())).unwrap());
+    let mut platform = Platform::new(queue);
+    let function = scripted(|_| answer(200, &[], "ok")).await;
+    platform.provider.add("echo", vec![function.endpoint()]);
+    let (addr, mut callbacks) = callback_receiver().await;
+
+    let mut request = req("PUT", "/async-function/echo/a/b?x=1&y=two", "the body");
+    let headers = request.headers_mut();
+    headers.insert("x-custom", "kept".parse().unwrap());
+    headers.insert("content-type", "text/csv".parse().unwrap());
+    headers.insert(
+        "x-callback-url",
+        format!("http://{addr}/cb").parse().unwrap(),
+    );
+    let (status, headers, body) = call(&platform.gateway, request).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body:?}");
+    let call_id = headers["x-call-id"].to_str().unwrap().to_owned();
+    // Queued durably, then run by a worker started afterwards.
+    platform.start_worker(quick_retries());
+    next_callback(&mut callbacks).await;
+
+    let seen = function.seen();
+    assert_eq!(seen.len(), 1);
+    let seen = &seen[0];
+    assert_eq!(seen.method, "PUT");
+    assert_eq!(seen.uri, "/a/b?x=1&y=two");
+    assert_eq!(&seen.body[..], b"the body");
+    assert_eq!(seen.headers["x-custom"], "kept");
+    assert_eq!(seen.headers["content-type"], "text/csv");
+    assert_eq!(seen.headers["x-call-id"], call_id.as_str());
+    assert!(
+        !seen.headers.contains_key("x-callback-url"),
+        "the callback url is the platform's, not the function's"
+    );
+    platform.stop_worker().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retry_after_is_a_floor_for_the_next_attempt() {
+    let mut platform = Platform::new(Arc::new(MemoryQueue::new()));
+    // Asks for 2 s while the backoff is 20-40 ms: the retry waits the 2 s.
+    let patient = scripted(|n| match n {
+        0 => answer(429, &[("retry-after", "2")], "later"),
+        _ => answer(200, &[], "done"),
+    })
+    .await;
+    // Asks for 0 s while the backoff is 0.5-1 s: the backoff still applies.
+    let eager = scripted(|n| match n {
+        0 => answer(503, &[("retry-after", "0")], "later"),
+        _ => answer(200, &[], "done"),
+    })
+    .await;
+    platform.provider.add("patient", vec![patient.endpoint()]);
+    let deployment = FunctionDeployment::new("eager", "img")
+        .with_annotation("com.openfaas.retry.min_wait", "1s")
+        .with_annotation("com.openfaas.retry.max_wait", "1s");
+    platform
+        .provider
+        .add_in("eager", NS, vec![eager.endpoint()], deployment);
+    platform.start_worker(quick_retries());
+    let (_, patient_id) = platform.post("/async-function/patient", "p", None).await;
+    let (_, eager_id) = platform.post("/async-function/eager", "e", None).await;
+    for id in [&patient_id, &eager_id] {
+        let record = platform.finished(id).await;
+        assert_eq!(record["status"], "succeeded", "{record}");
+        assert_eq!(record["attempts"], 2, "{record}");
+    }
+    let gap = |s: &Scripted| {
+        let seen = s.seen();
+        assert_eq!(seen.len(), 2);
+        seen[1].at - seen[0].at
+    };
+    let patient_gap = gap(&patient);
+    assert!(
+        patient_gap >= Duration::from_millis(1950),
+        "retried {patient_gap:?} after a Retry-After of 2 s"
+    );
+    let eager_gap = gap(&eager);
+    assert!(
+        eager_gap >= Duration::from_millis(450),
+        "retried {eager_gap:?} after a failure with Retry-After 0 and a backoff of 0.5-1 s"
+    );
+    platform.stop_worker().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_errors_are_retried() {
+    let mut platform = Platform::new(Arc::new(MemoryQueue::new()));
+    // A port nothing listens on yet: the first attempt is refused.
+    let reserved = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = reserved.local_addr().unwrap();
+    drop(reserved);
+    platform
+        .provider
+        .add("late", vec![Endpoint::new("l0", addr.to_string())]);
+    platform.start_worker(
+        WorkerConfig::default().with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(50)
+                .with_initial_wait(Duration::from_millis(100))
+                .with_max_wait(Duration::from_millis(200)),
+        ),
+    );
+    let (status, call_id) = platform.post("/async-function/late", "x", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    // Wait for a refused attempt to be recorded, then start the function on that port.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let record = platform.record(&call_id).await;
+        if record["attempts"].as_u64() >= Some(1) && record["status"] == "queued" {
+            assert_eq!(record["statusCode"], 502, "{record}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no refused attempt recorded: {record}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let function = scripted_on(TcpListener::bind(addr).await.unwrap(), |_| {
+        answer(200, &[], "up")
+    });
+    let record = platform.finished(&call_id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert!(record["attempts"].as_u64().unwrap() >= 2, "{record}");
+    assert_eq!(record["result"]["body"], "up");
+    assert_eq!(function.seen().len(), 1);
+    platform.stop_worker().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retries_stop_at_the_total_time() {
+    let mut platform = Platform::new(Arc::new(MemoryQueue::new()));
+    let function = scripted(|_| answer(503, &[], "down")).await;
+    platform.provider.add("down", vec![function.endpoint()]);
+    platform.start_worker(
+        WorkerConfig::default().with_retry(
+            RetryPolicy::default()
+                .with_max_attempts(1000)
+                .with_initial_wait(Duration::from_millis(50))
+                .with_max_wait(Duration::from_millis(100))
+                .with_max_total(Duration::from_millis(500)),
+        ),
+    );
+    let (_, call_id) = platform.post("/async-function/down", "x", None).await;
+    let record = platform.finished(&call_id).await;
+    assert_eq!(record["status"], "failed", "{record}");
+    assert_eq!(record["statusCode"], 503, "{record}");
+    let attempts = record["attempts"].as_u64().unwrap();
+    assert!(
+        (2..1000).contains(&attempts),
+        "{attempts} attempts within a total of 500 ms"
+    );
+    assert_eq!(function.seen().len() as u64, attempts);
+    platform.stop_worker().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn callbacks_are_retried_until_the_receiver_takes_them() {
+    let mut platform = Platform::new(Arc::new(MemoryQueue::new()));
+    let upstream = Upstream::start("r0").await;
+    platform.provider.add("echo", vec![upstream.endpoint()]);
+    let receiver = scripted(|n| match n {
+        0 => answer(503, &[], "busy"),
+        1 => answer(429, &[], "busy"),
+        _ => answer(204, &[], ""),
+    })
+    .await;
+    platform.start_worker(quick_retries());
+    let url = format!("http://{}/hook", receiver.addr);
+    let (_, call_id) = platform
+        .post("/async-function/echo", "result", Some(&url))
+        .await;
+    let record = platform.finished(&call_id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["callbackStatus"], 204, "{record}");
+    let seen = receiver.seen();
+    assert_eq!(seen.len(), 3, "two refusals, then delivered");
+    for cb in &seen {
+        assert_eq!(cb.method, "POST");
+        assert_eq!(cb.uri, "/hook");
+        assert_eq!(cb.headers["x-call-id"], call_id.as_str());
+        assert_eq!(cb.headers["x-function-status"], "200");
+        assert_eq!(cb.headers["x-function-name"], "echo");
+        assert!(cb.headers.contains_key("x-duration-seconds"));
+        assert_eq!(&cb.body[..], b"result");
+    }
+    assert_eq!(upstream.count(), 1, "the function ran once");
+    platform.stop_worker().await;
+    assert_eq!(platform.worker.as_ref().unwrap().stats().callbacks, 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_bounds_its_concurrency_across_functions() {
+    let mut platform = Platform::new(Arc::new(MemoryQueue::new()));
+    // One server behind three functions without max_inflight: its peak is the worker's.
+    let function = flaky(0, Duration::from_millis(50)).await;
+    for name in ["a", "b", "c"] {
+        platform
+            .provider
+            .add(name, vec![Endpoint::new("s0", function.addr.to_string())]);
+    }
+    platform.start_worker(quick_retries().with_concurrency(3));
+    let mut ids = Vec::new();
+    for i in 0..15 {
+        let name = ["a", "b", "c"][i % 3];
+        let (status, id) = platform
+            .post(&format!("/async-function/{name}"), "x", None)
+            .await;
+        assert_eq!(status, StatusCode::ACCEPTED);
+        ids.push(id);
+    }
+    for id in &ids {
+        assert_eq!(platform.finished(id).await["status"], "succeeded");
+    }
+    platform.stop_worker().await;
+    assert_eq!(function.calls.load(Ordering::SeqCst), 15);
+    let peak = function.peak.load(Ordering::SeqCst);
+    assert!((1..=3).contains(&peak), "peak concurrency {peak} over 3");
+    eventually("counters settle", || {
+        platform.worker.as_ref().unwrap().stats().succeeded == 15
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_slower_than_the_ack_deadline_runs_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(
+        EmbeddedQueue::open(
+            EmbeddedQueueConfig::new(dir.path()).with_ack_wait(Duration::from_millis(500)),
+        )
+        .unwrap(),
+    );
+    let mut platform = Platform::new(queue);
+    // Six ack deadlines long: only the worker's progress reports keep it from a second run.
+    let function = flaky(0, Duration::from_secs(3)).await;
+    platform
+        .provider
+        .add("slow", vec![Endpoint::new("s0", function.addr.to_string())]);
+    platform.start_worker(
+        quick_retries()
+            .with_concurrency(4)
+            .with_progress_interval(Duration::from_millis(100)),
+    );
+    let (status, call_id) = platform.post("/async-function/slow", "x", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let record = platform.finished(&call_id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["attempts"], 1, "{record}");
+    platform.stop_worker().await;
+    assert_eq!(function.calls.load(Ordering::SeqCst), 1, "ran twice");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_recorded_result_is_bounded_and_the_callback_gets_all_of_it() {
+    let mut platform = Platform::new(Arc::new(MemoryQueue::new()));
+    let upstream = Upstream::start("r0").await;
+    platform.provider.add("echo", vec![upstream.endpoint()]);
+    platform.start_worker(quick_retries().with_max_result_bytes(10));
+    let (addr, mut callbacks) = callback_receiver().await;
+    let url = format!("http://{addr}/");
+    let body = "0123456789abcdefghij";
+    let (_, call_id) = platform
+        .post("/async-function/echo", body, Some(&url))
+        .await;
+    let cb = next_callback(&mut callbacks).await;
+    assert_eq!(
+        &cb.body[..],
+        body.as_bytes(),
+        "the callback gets the whole body"
+    );
+    let record = platform.finished(&call_id).await;
+    assert_eq!(record["result"]["body"], "0123456789", "{record}");
+    assert_eq!(record["result"]["truncated"], true, "{record}");
+    assert_eq!(record["result"]["size"], 20, "{record}");
+    platform.stop_worker().await;
+}
+
+/// The platform's records, except that the first final (durable) record cannot be written.
+#[derive(Debug)]
+struct FirstOutcomeLost {
+    inner: Arc<MemoryInvocationStore>,
+    failed: std::sync::atomic::AtomicBool,
+}
+
+#[async_trait::async_trait]
+impl InvocationStore for FirstOutcomeLost {
+    async fn put(&self, record: InvocationRecord, durability: Durability) -> faas_core::Result<()> {
+        if durability == Durability::Durable && !self.failed.swap(true, Ordering::SeqCst) {
+            return Err(faas_core::Error::unavailable("the disk is full"));
+        }
+        self.inner.put(record, durability).await
+    }
+
+    async fn get(&self, call_id: &str) -> faas_core::Result<Option<InvocationRecord>> {
+        self.inner.get(call_id).await
+    }
+
+    async fn list(&self, query: ListQuery) -> faas_core::Result<Vec<InvocationRecord>> {
+        self.inner.list(query).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_call_whose_outcome_cannot_be_recorded_is_not_acked_and_runs_again() {
+    let platform = Platform::new(Arc::new(MemoryQueue::new()));
+    let upstream = Upstream::start("r0").await;
+    platform.provider.add("echo", vec![upstream.endpoint()]);
+    let store = Arc::new(FirstOutcomeLost {
+        inner: platform.store.clone(),
+        failed: std::sync::atomic::AtomicBool::new(false),
+    });
+    let worker = QueueWorker::new(
+        platform.queue.clone(),
+        Arc::new(platform.gateway.invoker().clone()),
+        store.clone(),
+        quick_retries(),
+    );
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn({
+        let worker = worker.clone();
+        async move {
+            worker
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await
+        }
+    });
+    let (status, call_id) = platform.post("/async-function/echo", "x", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let record = platform.finished(&call_id).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+    assert_eq!(record["attempts"], 2, "{record}");
+    assert!(store.failed.load(Ordering::SeqCst));
+    assert_eq!(upstream.count(), 2, "the unrecorded run is delivered again");
+    let _ = stop.send(());
+    tokio::time::timeout(WAIT, task)
+        .await
+        .expect("worker stops")
+        .unwrap()
+        .unwrap();
+    assert_eq!(worker.stats().succeeded, 1);
 }

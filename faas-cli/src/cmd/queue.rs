@@ -101,6 +101,9 @@ pub struct QueueArgs {
     /// The longest wait before a retry.
     #[arg(long, default_value = "2m", value_parser = duration_arg)]
     pub max_retry_wait: Duration,
+    /// No retry of an asynchronous call starts later than this after the call was queued.
+    #[arg(long, default_value = "1h", value_parser = duration_arg)]
+    pub max_retry_total: Duration,
     /// The function status codes that are retried.
     #[arg(long, default_value = "408,429,500,502,503,504")]
     pub retry_http_codes: StatusCodes,
@@ -136,6 +139,7 @@ impl QueueArgs {
             .with_max_attempts(self.max_retry_attempts)
             .with_initial_wait(self.initial_retry_wait)
             .with_max_wait(self.max_retry_wait)
+            .with_max_total(self.max_retry_total)
             .with_codes(self.retry_http_codes.0.iter().copied());
         let progress =
             (self.queue_ack_wait / 4).clamp(Duration::from_millis(100), Duration::from_secs(10));
@@ -314,15 +318,13 @@ impl CallTarget for RemoteGateway {
         invocation.namespace = (!namespace.is_empty()).then(|| namespace.to_owned());
         invocation.method = reqwest::Method::from_bytes(parts.method.as_str().as_bytes())
             .map_err(|e| faas_core::Error::invalid("method", "invalid method").with_source(e))?;
-        invocation.path = parts.uri.path().trim_start_matches('/').to_owned();
-        if let Some(query) = parts.uri.query() {
-            let url = reqwest::Url::parse(&format!("http://x/?{query}"))
-                .map_err(|e| faas_core::Error::invalid("query", "invalid query").with_source(e))?;
-            invocation.query = url
-                .query_pairs()
-                .map(|(k, v)| (k.into_owned(), v.into_owned()))
-                .collect();
-        }
+        // The query goes as it was queued: split into pairs and encoded again it would change
+        // (`a%20b` to `a+b`, `flag` to `flag=`).
+        let path = parts.uri.path().trim_start_matches('/');
+        invocation.path = match parts.uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path.to_owned(),
+        };
         invocation.headers = parts
             .headers
             .iter()
@@ -425,5 +427,85 @@ mod tests {
         assert!("redis://x".parse::<QueueSpec>().is_err());
         assert_eq!(codes_arg("429, 503"), Ok(vec![429, 503]));
         assert!(codes_arg("42").is_err());
+    }
+
+    #[derive(Debug, clap::Parser)]
+    struct Flags {
+        #[command(flatten)]
+        queue: QueueArgs,
+    }
+
+    #[test]
+    fn retry_flags_make_the_worker_policy() {
+        use clap::Parser as _;
+        let defaults = Flags::try_parse_from(["faas"])
+            .unwrap()
+            .queue
+            .worker_config();
+        assert_eq!(defaults.retry, RetryPolicy::default());
+        let flags = Flags::try_parse_from([
+            "faas",
+            "--max-retry-attempts",
+            "4",
+            "--initial-retry-wait",
+            "250ms",
+            "--max-retry-wait",
+            "5s",
+            "--max-retry-total",
+            "10m",
+            "--retry-http-codes",
+            "429,503",
+        ])
+        .unwrap();
+        let retry = flags.queue.worker_config().retry;
+        assert_eq!(retry.max_attempts, 4);
+        assert_eq!(retry.initial_wait, Duration::from_millis(250));
+        assert_eq!(retry.max_wait, Duration::from_secs(5));
+        assert_eq!(retry.max_total, Duration::from_secs(600));
+        assert_eq!(retry.codes, [429, 503]);
+        assert!(Flags::try_parse_from(["faas", "--max-retry-total", "soon"]).is_err());
+    }
+
+    /// A gateway on 127.0.0.1 answering every request with its method and URI.
+    async fn uri_echo() -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(
+                        |request: http::Request<hyper::body::Incoming>| async move {
+                            let seen = format!("{} {}", request.method(), request.uri());
+                            Ok::<_, std::convert::Infallible>(http::Response::new(
+                                http_body_util::Full::new(bytes::Bytes::from(seen)),
+                            ))
+                        },
+                    );
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_separate_worker_sends_the_queued_path_and_query_as_they_were() {
+        let addr = uri_echo().await;
+        let target = RemoteGateway::new(GatewayClient::new(&addr.to_string(), None).unwrap());
+        for (uri, expected) in [
+            (
+                "/a/b?q=a%20b&flag&x=1+2&x=3",
+                "PUT /function/echo/a/b?q=a%20b&flag&x=1+2&x=3",
+            ),
+            ("/?only=query", "PUT /function/echo/?only=query"),
+            ("/", "PUT /function/echo"),
+        ] {
+            let request = http::Request::put(uri).body(Body::from("x")).unwrap();
+            let response = target.call("echo", "", request).await.unwrap();
+            let body = axum_body_bytes(response.into_body()).await.unwrap();
+            assert_eq!(std::str::from_utf8(&body).unwrap(), expected, "{uri}");
+        }
     }
 }

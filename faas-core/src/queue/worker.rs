@@ -728,11 +728,14 @@ impl Inner {
                 ),
             };
             if retryable && attempt < meta.retry.max_attempts {
+                // The function's Retry-After is a floor: never sooner than it asks, nor sooner
+                // than the backoff (a `Retry-After: 0` does not turn off the backoff).
+                let backoff = meta.retry.backoff(attempt);
                 let wait = match &outcome {
                     Attempt::Response { headers, .. } => retry_after(headers),
                     Attempt::Failed(_) => None,
                 }
-                .unwrap_or_else(|| meta.retry.backoff(attempt));
+                .map_or(backoff, |asked| asked.max(backoff));
                 let deadline = request.queued_at
                     + chrono::Duration::from_std(meta.retry.max_total)
                         .unwrap_or(chrono::Duration::MAX);
