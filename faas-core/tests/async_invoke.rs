@@ -979,3 +979,46 @@ async fn a_call_whose_outcome_cannot_be_recorded_is_not_acked_and_runs_again() {
         .unwrap();
     assert_eq!(worker.stats().succeeded, 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_callers_uuid_call_id_is_kept_unless_already_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path())).unwrap());
+    let mut platform = Platform::new(queue);
+    let upstream = Upstream::start("r0").await;
+    platform.provider.add("echo", vec![upstream.endpoint()]);
+    platform.start_worker(quick_retries());
+    let (addr, mut callbacks) = callback_receiver().await;
+    let url = format!("http://{addr}/done");
+
+    let post = |id: &'static str| {
+        let mut request = req("POST", "/async-function/echo", "traced");
+        request
+            .headers_mut()
+            .insert("x-call-id", id.parse().unwrap());
+        request
+            .headers_mut()
+            .insert("x-callback-url", url.parse().unwrap());
+        let gateway = platform.gateway.clone();
+        async move {
+            let (status, headers, _) = call(&gateway, request).await;
+            assert_eq!(status, StatusCode::ACCEPTED);
+            headers["x-call-id"].to_str().unwrap().to_owned()
+        }
+    };
+    let mine = "0b6f2a4e-3f1d-4c1a-9d7e-2a9c5e8b7f10";
+    assert_eq!(post(mine).await, mine);
+    let cb = next_callback(&mut callbacks).await;
+    assert_eq!(cb.headers["x-call-id"], mine);
+    assert_eq!(platform.finished(mine).await["status"], "succeeded");
+
+    // The same id again (a chain passing it on): a new id, the first record untouched.
+    let again = post(mine).await;
+    assert_ne!(again, mine);
+    assert!(uuid::Uuid::try_parse(&again).is_ok());
+    assert_eq!(platform.finished(&again).await["status"], "succeeded");
+    // Not a UUID: a new id, as when none is sent.
+    let other = post("my-trace-1").await;
+    assert!(uuid::Uuid::try_parse(&other).is_ok(), "{other}");
+    platform.stop_worker().await;
+}

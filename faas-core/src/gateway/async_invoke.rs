@@ -240,6 +240,16 @@ async fn enqueue_call(
             Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
         })
         .collect();
+    // A caller's own UUID call id is kept, as OpenFaaS's gateway keeps it, unless a call with that
+    // id is already recorded (a chain of functions passing the same id on): that call gets a new one.
+    if let Some(id) = headers
+        .get("x-call-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| is_call_id(id))
+        && api.store.get(id).await?.is_none()
+    {
+        request.call_id = id.to_owned();
+    }
     let call_id = request.call_id.clone();
     // Recorded before publishing: a worker may pick the call up before publish returns here.
     if let Err(err) = api
