@@ -501,6 +501,33 @@ fn revision_name(name: &str) -> String {
     format!("{}.{suffix}", &name[..keep])
 }
 
+/// The log messages of a followed service log stream that `keep` accepts.
+fn follow_stream<S, B>(
+    raw: S,
+    keep: impl Fn(&LogLine) -> bool + Send + 'static,
+    name: String,
+    namespace: String,
+) -> BoxStream<'static, faas_core::Result<LogMessage>>
+where
+    S: futures::Stream<Item = std::result::Result<B, bollard::errors::Error>> + Send + 'static,
+    B: AsRef<[u8]>,
+{
+    raw.scan(String::new(), move |pending, chunk| {
+        let out: Vec<faas_core::Result<LogMessage>> = match chunk {
+            Ok(chunk) => split_lines(pending, chunk.as_ref())
+                .iter()
+                .filter_map(|t| LogLine::parse(t))
+                .filter(&keep)
+                .map(|l| Ok(l.into_message(&name, &namespace)))
+                .collect(),
+            Err(e) => vec![Err(to_core(e.into()))],
+        };
+        futures::future::ready(Some(stream::iter(out)))
+    })
+    .flatten()
+    .boxed()
+}
+
 fn to_core(err: Error) -> faas_core::Error {
     err.into()
 }
@@ -718,17 +745,14 @@ impl Provider for SwarmProvider {
             .await
             .map_err(to_core)?;
         let id = service.id.unwrap_or_else(|| request.name.clone());
-        let since_secs = request
-            .since
-            .map_or(0, |t| i32::try_from(t.timestamp()).unwrap_or(0).max(0));
-        let options = LogsOptions {
-            follow: request.follow,
+        let options = |since: Option<DateTime<Utc>>, follow: bool, tail: Option<i64>| LogsOptions {
+            follow,
             stdout: true,
             stderr: true,
-            since: since_secs,
+            since: since.map_or(0, |t| i32::try_from(t.timestamp()).unwrap_or(0).max(0)),
             until: 0,
             timestamps: true,
-            tail: match request.tail {
+            tail: match tail {
                 Some(n) if n >= 0 => n.to_string(),
                 _ => "all".to_owned(),
             },
@@ -742,11 +766,15 @@ impl Provider for SwarmProvider {
                     .as_deref()
                     .is_none_or(|i| line.task_id.as_deref() == Some(i))
         };
-        let raw = self.inner.docker.service_logs(&id, Some(options));
-        if !request.follow {
-            let mut pending = String::new();
+        let docker = &self.inner.docker;
+        let tail = request.tail.filter(|n| *n >= 0);
+        if !request.follow || tail.is_some() {
+            // Docker applies `tail` to every task: read the history whole, then keep the newest
+            // `tail` lines over all replicas
+            let cut = Utc::now();
             let mut lines = Vec::new();
-            let mut raw = Box::pin(raw);
+            let mut pending = String::new();
+            let mut raw = Box::pin(docker.service_logs(&id, Some(options(since, false, tail))));
             while let Some(chunk) = raw.next().await {
                 let chunk = chunk.map_err(|e| to_core(e.into()))?;
                 for text in split_lines(&mut pending, chunk.as_ref()) {
@@ -754,28 +782,28 @@ impl Provider for SwarmProvider {
                 }
             }
             lines.extend(LogLine::parse(&pending).filter(&keep));
-            let messages: Vec<faas_core::Result<LogMessage>> = sort_and_tail(lines, request.tail)
+            if request.follow {
+                // the followed part starts where the history ends
+                lines.retain(|l| l.timestamp < cut);
+            }
+            let history: Vec<faas_core::Result<LogMessage>> = sort_and_tail(lines, tail)
                 .into_iter()
                 .map(|l| Ok(l.into_message(&name, &namespace)))
                 .collect();
-            return Ok(stream::iter(messages).boxed());
+            if !request.follow {
+                return Ok(stream::iter(history).boxed());
+            }
+            let from = since.map_or(cut, |s| s.max(cut));
+            let live = follow_stream(
+                docker.service_logs(&id, Some(options(Some(from), true, None))),
+                move |l: &LogLine| l.timestamp >= from && keep(l),
+                name,
+                namespace,
+            );
+            return Ok(stream::iter(history).chain(live).boxed());
         }
-        let pending = String::new();
-        let stream = raw
-            .scan(pending, move |pending, chunk| {
-                let out: Vec<faas_core::Result<LogMessage>> = match chunk {
-                    Ok(chunk) => split_lines(pending, chunk.as_ref())
-                        .iter()
-                        .filter_map(|t| LogLine::parse(t))
-                        .filter(&keep)
-                        .map(|l| Ok(l.into_message(&name, &namespace)))
-                        .collect(),
-                    Err(e) => vec![Err(to_core(e.into()))],
-                };
-                futures::future::ready(Some(stream::iter(out)))
-            })
-            .flatten();
-        Ok(stream.boxed())
+        let raw = docker.service_logs(&id, Some(options(since, true, None)));
+        Ok(follow_stream(raw, keep, name, namespace))
     }
 
     async fn secrets(&self, namespace: &str) -> faas_core::Result<Vec<SecretInfo>> {

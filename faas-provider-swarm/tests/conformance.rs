@@ -66,9 +66,9 @@ async fn conformance_with_published_ports() {
     run(Resolution::PublishedPorts).await;
 }
 
-/// A daemon that is not there is `Unavailable`, not a hang or a panic.
+/// A daemon that is not there is `Unavailable`, not a hang or a panic (needs no Docker: runs in
+/// the fast suite).
 #[tokio::test]
-#[ignore = "needs docker swarm"]
 async fn unreachable_engine_is_unavailable() {
     let config = SwarmConfig::default().docker_host("unix:///tmp/faas-no-such-docker.sock");
     let err = SwarmProvider::connect(config).await.unwrap_err();

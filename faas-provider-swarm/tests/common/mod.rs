@@ -31,11 +31,15 @@ pub fn run_id() -> String {
 
 /// Makes sure the images exist. A missing one is built from the static binaries and the build
 /// context `scripts/build-images.sh` prepares (`CONTEXT_ONLY`), through bollard's build API.
+///
+/// `FAAS_REBUILD_IMAGES=1` rebuilds them even when they exist, so that a local run tests the
+/// current code rather than images left by an earlier build (CI starts without images).
 pub async fn ensure_images(images: &[&str]) {
     let docker = Docker::connect_with_defaults().expect("docker client");
+    let rebuild = std::env::var("FAAS_REBUILD_IMAGES").is_ok_and(|v| !v.is_empty() && v != "0");
     let mut missing = Vec::new();
     for image in images {
-        if docker.inspect_image(image).await.is_err() {
+        if rebuild || docker.inspect_image(image).await.is_err() {
             let short = image
                 .trim_start_matches("faas-rs/")
                 .trim_end_matches(":dev");
