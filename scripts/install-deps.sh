@@ -2,7 +2,8 @@
 # Installs everything faas-rs needs beyond a Rust toolchain, on Debian 12 (as root, or with sudo):
 # - python3 (the http-mode example function), busybox-static (shell and tools for FROM scratch test images)
 # - docker.io (the Swarm provider and its tests), nats-server (the NATS JetStream queue and its tests)
-# - musl-tools and the x86_64 musl target (static binaries for FROM scratch images)
+# - musl-tools and the x86_64 musl target (static binaries for FROM scratch images), file (checks
+#   that those binaries are static)
 # Idempotent: installs only what is missing.
 set -euo pipefail
 SUDO=""
@@ -14,6 +15,7 @@ command -v python3 >/dev/null || need+=(python3)
 command -v dockerd >/dev/null || need+=(docker.io)
 command -v nats-server >/dev/null || need+=(nats-server)
 command -v curl >/dev/null || need+=(curl)
+command -v file >/dev/null || need+=(file)
 command -v musl-gcc >/dev/null || need+=(musl-tools)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
