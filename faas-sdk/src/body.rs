@@ -84,9 +84,26 @@ impl Body {
         }
     }
 
-    /// The body as a stream of data chunks (trailers are skipped).
-    pub fn into_data_stream(self) -> impl Stream<Item = Result<Bytes, BoxError>> + Send {
-        BodyStream::new(self).try_filter_map(|frame| std::future::ready(Ok(frame.into_data().ok())))
+    /// The body as a stream of data chunks, each as soon as it arrives (trailers are skipped).
+    ///
+    /// A failed read is an [`Error`] with the status [`Body::bytes`] gives it (413 over the body
+    /// limit, 408 too slow, else 400), so `?` works on each chunk in a handler.
+    ///
+    /// ```
+    /// use futures_util::StreamExt;
+    ///
+    /// async fn count(req: faas::Request) -> faas::Result<String> {
+    ///     let mut chunks = std::pin::pin!(req.into_body().into_data_stream());
+    ///     let mut total = 0;
+    ///     while let Some(chunk) = chunks.next().await {
+    ///         total += chunk?.len();
+    ///     }
+    ///     Ok(format!("{total} bytes"))
+    /// }
+    /// ```
+    pub fn into_data_stream(self) -> impl Stream<Item = Result<Bytes, Error>> + Send {
+        TryStreamExt::map_err(BodyStream::new(self), read_error)
+            .try_filter_map(|frame| std::future::ready(Ok(frame.into_data().ok())))
     }
 
     /// Reads the whole body into memory.
@@ -101,13 +118,7 @@ impl Body {
         }
         match BodyExt::collect(self).await {
             Ok(collected) => Ok(collected.to_bytes()),
-            Err(err) => {
-                // Over the limit (413) or too slow (408) as the server judged it, else 400.
-                let status = err
-                    .downcast_ref::<RequestBodyError>()
-                    .map_or(http::StatusCode::BAD_REQUEST, RequestBodyError::status);
-                Err(Error::status(status, "cannot read the request body").with_source(err))
-            }
+            Err(err) => Err(read_error(err)),
         }
     }
 
@@ -137,6 +148,15 @@ impl Body {
         let bytes = self.bytes().await?;
         parse_json(&bytes)
     }
+}
+
+/// The error of a failed body read: over the limit (413) or too slow (408) as the server judged
+/// it, else 400.
+fn read_error(err: BoxError) -> Error {
+    let status = err
+        .downcast_ref::<RequestBodyError>()
+        .map_or(http::StatusCode::BAD_REQUEST, RequestBodyError::status);
+    Error::status(status, "cannot read the request body").with_source(err)
 }
 
 /// Parses `bytes` as JSON into `T`, with a 400 error carrying serde's message.
@@ -307,6 +327,20 @@ mod tests {
             .collect()
             .await;
         assert_eq!(chunks, vec![Bytes::from("1"), Bytes::from("2")]);
+    }
+
+    #[tokio::test]
+    async fn a_failed_chunk_is_an_error_with_a_status() {
+        let stream =
+            futures_util::stream::iter([Ok("a"), Err(std::io::Error::other("connection reset"))]);
+        let mut chunks = std::pin::pin!(Body::from_stream(stream).into_data_stream());
+        assert_eq!(chunks.next().await.unwrap().unwrap(), "a");
+        let err = chunks.next().await.unwrap().unwrap_err();
+        assert_eq!(err.status_code(), http::StatusCode::BAD_REQUEST);
+        assert_eq!(
+            err.full_message(),
+            "cannot read the request body: connection reset"
+        );
     }
 
     #[tokio::test]

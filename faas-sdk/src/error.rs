@@ -64,6 +64,37 @@ impl Error {
         Error::status(StatusCode::NOT_FOUND, message)
     }
 
+    /// Converts a boxed error (the error of a [`Body`](crate::Body) frame, of a tower middleware)
+    /// into an `Error`, which `?` cannot do: a [`BoxError`] is not itself a `std::error::Error`.
+    ///
+    /// An `Error` that was boxed comes back as it was; a `faas_core::Error` keeps its kind's status;
+    /// any other error answers 500 with its message.
+    ///
+    /// ```
+    /// use faas::{BoxError, Error, StatusCode};
+    ///
+    /// let boxed: BoxError = Error::not_found("no such user").into();
+    /// assert_eq!(Error::from_boxed(boxed).status_code(), StatusCode::NOT_FOUND);
+    /// let boxed: BoxError = "connection reset".into();
+    /// let err = Error::from_boxed(boxed);
+    /// assert_eq!((err.status_code(), err.message()), (StatusCode::INTERNAL_SERVER_ERROR, "connection reset"));
+    /// ```
+    pub fn from_boxed(err: BoxError) -> Self {
+        let err = match err.downcast::<StdError>() {
+            Ok(err) => return err.0,
+            Err(err) => err,
+        };
+        let status = match err.downcast_ref::<faas_core::Error>() {
+            Some(core) => core.status(),
+            None => StatusCode::INTERNAL_SERVER_ERROR,
+        };
+        Error {
+            status,
+            message: err.to_string(),
+            source: Some(err),
+        }
+    }
+
     /// Sets the underlying cause; it is appended to the message in the JSON body.
     #[must_use]
     pub fn with_source(mut self, source: impl Into<BoxError>) -> Self {
@@ -116,16 +147,7 @@ where
     E: std::error::Error + Send + Sync + 'static,
 {
     fn from(err: E) -> Self {
-        let boxed: BoxError = Box::new(err);
-        let status = match boxed.downcast_ref::<faas_core::Error>() {
-            Some(core) => core.status(),
-            None => StatusCode::INTERNAL_SERVER_ERROR,
-        };
-        Error {
-            status,
-            message: boxed.to_string(),
-            source: Some(boxed),
-        }
+        Error::from_boxed(Box::new(err))
     }
 }
 
@@ -193,6 +215,25 @@ mod tests {
     fn core_errors_keep_their_status() {
         let err = Error::from(faas_core::Error::not_found("function \"x\" not found"));
         assert_eq!(err.status_code(), StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn boxed_errors_convert_back() {
+        let original = Error::status(StatusCode::CONFLICT, "taken")
+            .with_source(std::io::Error::other("row exists"));
+        let back = Error::from_boxed(BoxError::from(original));
+        assert_eq!(back.status_code(), StatusCode::CONFLICT);
+        assert_eq!(back.full_message(), "taken: row exists");
+
+        let core: BoxError = Box::new(faas_core::Error::not_found("function \"x\" not found"));
+        assert_eq!(Error::from_boxed(core).status_code(), StatusCode::NOT_FOUND);
+
+        let other = Error::from_boxed(BoxError::from("connection reset"));
+        assert_eq!(other.status_code(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert_eq!(
+            other.to_json(),
+            serde_json::json!({"error": "connection reset"})
+        );
     }
 
     #[test]

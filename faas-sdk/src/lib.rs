@@ -83,6 +83,20 @@ pub mod __private {
     /// Fails to compile, at the user's event type, when a typed event is not `DeserializeOwned`.
     pub fn assert_event<T: serde::de::DeserializeOwned>() {}
 
+    /// What a typed event handler may return: `Result<Out, E>` with `Out: Serialize` and
+    /// `E: Into<faas::Error>`.
+    #[diagnostic::on_unimplemented(
+        message = "`{Self}` is not a typed event handler's output",
+        label = "expected `Result<Out, E>` with `Out: serde::Serialize` and `E: Into<faas::Error>`"
+    )]
+    pub trait EventOutput {}
+
+    impl<Out: serde::Serialize, E: Into<Error>> EventOutput for Result<Out, E> {}
+
+    /// Fails to compile, at the user's return type, when a typed event handler's output is not
+    /// `Serialize` or its error does not convert into [`Error`].
+    pub fn assert_event_output<T: EventOutput>() {}
+
     /// The body of the generated `main`: a Tokio runtime running [`run`](crate::run); on error,
     /// prints it and exits with status 1.
     pub fn start<S>(service: S)

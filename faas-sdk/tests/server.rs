@@ -283,3 +283,115 @@ async fn serves_metrics_on_the_metrics_port() {
     let text = metrics.text().await.unwrap();
     assert!(text.contains("http_requests_total"), "{text}");
 }
+
+/// A client body fed chunk by chunk from a channel.
+fn channel_body(rx: tokio::sync::mpsc::Receiver<String>) -> reqwest::Body {
+    let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+        let chunk = rx.recv().await?;
+        Some((Ok::<_, std::io::Error>(chunk), rx))
+    });
+    reqwest::Body::wrap_stream(chunks)
+}
+
+#[tokio::test]
+async fn request_bodies_stream_to_the_handler() {
+    use futures_util::StreamExt;
+    // The handler reports each chunk as it arrives, then answers with what it read.
+    let (seen_tx, mut seen) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let svc = faas::handler_fn(move |req: Request| {
+        let seen_tx = seen_tx.clone();
+        async move {
+            let mut chunks = Vec::new();
+            let mut stream = std::pin::pin!(req.into_body().into_data_stream());
+            while let Some(chunk) = stream.next().await {
+                let chunk = String::from_utf8(chunk?.to_vec())?;
+                let _ = seen_tx.send(chunk.clone());
+                chunks.push(chunk);
+            }
+            Ok::<_, Error>(chunks.join("|"))
+        }
+    });
+    let serve = ServeConfig::default().with_max_body_bytes(Some(1024));
+    let (url, _stop, _task) = start(Config::default().with_serve_config(serve), svc).await;
+
+    let (send, rx) = tokio::sync::mpsc::channel(4);
+    let call = tokio::spawn(
+        client()
+            .post(format!("{url}/"))
+            .body(channel_body(rx))
+            .send(),
+    );
+    send.send("one".to_owned()).await.unwrap();
+    // The first chunk reaches the handler while the client has not sent the rest.
+    let first = tokio::time::timeout(Duration::from_secs(10), seen.recv())
+        .await
+        .expect("the handler reads the first chunk before the body ends");
+    assert_eq!(first.as_deref(), Some("one"));
+    send.send("two".to_owned()).await.unwrap();
+    drop(send);
+
+    let res = call.await.unwrap().unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.text().await.unwrap(), "one|two");
+
+    // A chunk over the body limit fails the read with 413, which `?` answers.
+    let (send, rx) = tokio::sync::mpsc::channel(4);
+    let call = tokio::spawn(
+        client()
+            .post(format!("{url}/"))
+            .body(channel_body(rx))
+            .send(),
+    );
+    for _ in 0..3 {
+        send.send("x".repeat(512)).await.unwrap();
+    }
+    drop(send);
+    let res = call.await.unwrap().unwrap();
+    assert_eq!(res.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: Value = res.json().await.unwrap();
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .starts_with("cannot read the request body: request body over the limit of 1024 bytes"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn response_bodies_stream_to_the_client() {
+    // The response body is the receiving end of a channel the test feeds.
+    let (send, rx) = tokio::sync::mpsc::channel::<&'static str>(4);
+    let rx = Arc::new(std::sync::Mutex::new(Some(rx)));
+    let svc = faas::handler_fn(move |_req: Request| {
+        let rx = rx.lock().unwrap().take();
+        async move {
+            let Some(rx) = rx else {
+                return Err(Error::msg("called twice"));
+            };
+            let chunks = futures_util::stream::unfold(rx, |mut rx| async move {
+                let chunk = rx.recv().await?;
+                Some((Ok::<_, std::io::Error>(chunk), rx))
+            });
+            Ok(Body::from_stream(chunks))
+        }
+    });
+    let (url, _stop, _task) = start(Config::default(), svc).await;
+
+    send.send("first").await.unwrap();
+    let mut res = client().get(format!("{url}/")).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    // The first chunk arrives while the handler has not produced the second.
+    let chunk = tokio::time::timeout(Duration::from_secs(10), res.chunk())
+        .await
+        .expect("the first chunk arrives before the body ends")
+        .unwrap();
+    assert_eq!(chunk.as_deref(), Some(&b"first"[..]));
+    send.send("second").await.unwrap();
+    drop(send);
+    let mut rest = Vec::new();
+    while let Some(chunk) = res.chunk().await.unwrap() {
+        rest.extend_from_slice(&chunk);
+    }
+    assert_eq!(rest, b"second");
+}

@@ -28,8 +28,9 @@ use syn::{FnArg, ItemFn, ReturnType, Type, parse_macro_input};
 /// | `async fn(E, faas::Context) -> Result<O, Err>` (`E: DeserializeOwned`, `O: Serialize`) | `faas::event_fn(f)` |
 ///
 /// Anything else (a non-async fn, generics, a `self` receiver, more than two arguments, a reference or
-/// `impl Trait` argument, `Context` in first place, a typed event handler not returning a `Result`) is
-/// a compile error pointing at the offending code.
+/// `impl Trait` argument, `Context` in first place, a typed event handler not returning a `Result`, a
+/// typed event that is not `DeserializeOwned`, an output that is not `Serialize`, an error that is not
+/// `Into<faas::Error>`) is a compile error pointing at the offending code.
 #[proc_macro_attribute]
 pub fn handler(attr: TokenStream, item: TokenStream) -> TokenStream {
     let attr = proc_macro2::TokenStream::from(attr);
@@ -184,11 +185,18 @@ fn expand(attr: proc_macro2::TokenStream, func: ItemFn) -> syn::Result<proc_macr
         Shape::RequestContext => quote_spanned! {span=> ::faas::context_fn(#name) },
         Shape::EventContext => quote_spanned! {span=> ::faas::event_fn(#name) },
     };
-    // A typed event that is not `DeserializeOwned`: say so at the event type first.
-    let event_check = match (shape, args.first()) {
-        (Shape::EventContext, Some((_, ty))) => quote_spanned! {ty.span()=>
-            const _: fn() = ::faas::__private::assert_event::<#ty>;
-        },
+    // A typed event that is not `DeserializeOwned`, an output that is not `Serialize` or an error
+    // that is not `Into<faas::Error>`: say so at the event type and at the return type first.
+    let event_check = match (shape, args.first(), &sig.output) {
+        (Shape::EventContext, Some((_, ty)), ReturnType::Type(_, output)) => {
+            let input = quote_spanned! {ty.span()=>
+                const _: fn() = ::faas::__private::assert_event::<#ty>;
+            };
+            let output = quote_spanned! {output.span()=>
+                const _: fn() = ::faas::__private::assert_event_output::<#output>;
+            };
+            quote! { #input #output }
+        }
         _ => quote! {},
     };
     let main = quote! {
