@@ -3,7 +3,9 @@
 #
 # Idempotent: installs docker.io from Debian if dockerd is missing, removes a stale
 # pid file, starts dockerd in the background (log: $DOCKERD_LOG), waits for it and
-# runs `docker swarm init` unless this engine already is a swarm manager.
+# runs `docker swarm init` unless this engine already is a swarm manager. When qemu-user-static is
+# installed (scripts/install-deps.sh), registers it with binfmt_misc so that arm64/armv7 images
+# (a Raspberry Pi cluster's) run here under emulation; the registration does not survive a restart.
 # Exits non-zero with a clear message when Docker cannot be started.
 set -euo pipefail
 
@@ -76,3 +78,17 @@ esac
 state="$(docker info --format '{{.Swarm.LocalNodeState}}/{{.Swarm.ControlAvailable}}' 2>/dev/null || true)"
 [ "$state" = "active/true" ] || die "swarm is not active (state: $state)"
 log "ready: swarm manager on $(docker info --format '{{.Name}}')"
+
+# 4. foreign-architecture images under qemu (binfmt_misc is per boot)
+if [ -x /usr/bin/qemu-aarch64-static ]; then
+    if [ ! -e /proc/sys/fs/binfmt_misc/register ]; then
+        as_root mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
+            || die "cannot mount binfmt_misc (needed to run arm64/armv7 images under qemu)"
+    fi
+    if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] || [ ! -e /proc/sys/fs/binfmt_misc/qemu-arm ]; then
+        as_root update-binfmts --enable >/dev/null 2>&1 || true
+    fi
+    [ -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ] && [ -e /proc/sys/fs/binfmt_misc/qemu-arm ] \
+        || die "qemu-user-static is installed but not registered with binfmt_misc (update-binfmts --enable)"
+    log "arm64 and armv7 images run under qemu-user-static"
+fi

@@ -4,6 +4,9 @@
 # - docker.io (the Swarm provider and its tests), nats-server (the NATS JetStream queue and its tests)
 # - musl-tools and the x86_64 musl target (static binaries for FROM scratch images), file (checks
 #   that those binaries are static)
+# - gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf and the aarch64-unknown-linux-musl and
+#   armv7-unknown-linux-gnueabihf targets (Raspberry Pi images), qemu-user-static and
+#   binfmt-support (running them here; scripts/docker.sh registers qemu)
 # Idempotent: installs only what is missing.
 set -euo pipefail
 SUDO=""
@@ -17,12 +20,18 @@ command -v nats-server >/dev/null || need+=(nats-server)
 command -v curl >/dev/null || need+=(curl)
 command -v file >/dev/null || need+=(file)
 command -v musl-gcc >/dev/null || need+=(musl-tools)
+command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
+command -v arm-linux-gnueabihf-gcc >/dev/null || need+=(gcc-arm-linux-gnueabihf)
+[[ -x /usr/bin/qemu-aarch64-static ]] || need+=(qemu-user-static)
+command -v update-binfmts >/dev/null || need+=(binfmt-support)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${need[@]}"
 fi
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -q x86_64-unknown-linux-musl; then
-    rustup target add x86_64-unknown-linux-musl
+if command -v rustup >/dev/null; then
+    for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl armv7-unknown-linux-gnueabihf; do
+        rustup target list --installed | grep -qx "$target" || rustup target add "$target"
+    done
 fi
 echo "dependencies installed"

@@ -513,4 +513,25 @@ functions:
         assert!(err.to_string().contains("missing.yml"), "{err}");
         assert!(Stack::from_file(dir.path().join("nope.yml")).is_err());
     }
+
+    #[test]
+    fn the_example_stacks_parse() {
+        let examples = Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples");
+        let local = Stack::from_file(examples.join("stack.yml")).unwrap();
+        assert_eq!(local.deployments().unwrap().len(), 4);
+
+        let pi = Stack::from_file(examples.join("raspberry-pi/stack.yml")).unwrap();
+        let deployments = pi.deployments().unwrap();
+        let by_name = |name: &str| deployments.iter().find(|d| d.service == name).unwrap();
+        let arm64 = by_name("hello-arm64");
+        assert_eq!(arm64.image, "faas-rs/hello:dev-arm64");
+        assert_eq!(arm64.constraints, ["node.platform.arch == aarch64"]);
+        assert_eq!(arm64.initial_replicas(), 1);
+        let armv7 = by_name("hello-armv7");
+        assert_eq!(armv7.image, "faas-rs/hello:dev-armv7");
+        assert_eq!(armv7.constraints, ["node.platform.arch == armv7l"]);
+        for d in &deployments {
+            faas_core::validate::validate_deployment(d).unwrap();
+        }
+    }
 }
