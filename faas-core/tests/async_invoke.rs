@@ -1022,3 +1022,28 @@ async fn a_callers_uuid_call_id_is_kept_unless_already_used() {
     assert!(uuid::Uuid::try_parse(&other).is_ok(), "{other}");
     platform.stop_worker().await;
 }
+
+#[tokio::test]
+async fn a_full_embedded_queue_answers_429_and_keeps_what_it_accepted() {
+    let dir = tempfile::tempdir().unwrap();
+    let queue = Arc::new(
+        EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path()).with_max_pending(1)).unwrap(),
+    );
+    let platform = Platform::new(queue.clone());
+    let upstream = Upstream::start("r0").await;
+    platform.provider.add("echo", vec![upstream.endpoint()]);
+    let (status, accepted) = platform.post("/async-function/echo", "first", None).await;
+    assert_eq!(status, StatusCode::ACCEPTED);
+    let (status, body) = platform.post("/async-function/echo", "second", None).await;
+    assert_eq!(status, StatusCode::TOO_MANY_REQUESTS, "{body}");
+    let error: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("the async queue is full"),
+        "{error}"
+    );
+    assert_eq!(queue.len(), 1);
+    assert_eq!(platform.record(&accepted).await["status"], "queued");
+}

@@ -304,7 +304,9 @@ impl Async {
                     bench,
                     &ENQUEUE_EMBEDDED,
                     "faas-enqueue",
-                    &["--no-queue-worker"],
+                    // no worker drains the queue here: lift the bound on pending calls so that
+                    // the cases measure accepting, not the 429s of a full queue
+                    &["--no-queue-worker", "--queue-max-pending", "100000000"],
                 )
                 .await
         {

@@ -113,6 +113,10 @@ pub struct QueueArgs {
     /// How long a call may run without reporting progress before the queue delivers it again.
     #[arg(long, default_value = "60s", value_parser = duration_arg)]
     pub queue_ack_wait: Duration,
+    /// With the embedded queue: the most calls pending at once; beyond it `/async-function/*`
+    /// answers 429 (each pending call keeps a few hundred bytes, plus a body up to 64 KiB, in memory).
+    #[arg(long, default_value_t = faas_core::queue::DEFAULT_MAX_PENDING as u64, value_parser = clap::value_parser!(u64).range(1..))]
+    pub queue_max_pending: u64,
     /// With a NATS queue: the JetStream stream (several platforms can share one server).
     #[arg(long, env = "FAAS_NATS_STREAM", default_value = "FAAS_ASYNC")]
     pub nats_stream: String,
@@ -184,7 +188,9 @@ pub async fn open(args: &QueueArgs, data_dir: &Path) -> Result<AsyncParts> {
         QueueSpec::Nats(url) => return open_nats(url, args).await,
         QueueSpec::Embedded => data_dir.join("queue"),
     };
-    let config = EmbeddedQueueConfig::new(&url).with_ack_wait(args.queue_ack_wait);
+    let config = EmbeddedQueueConfig::new(&url)
+        .with_ack_wait(args.queue_ack_wait)
+        .with_max_pending(usize::try_from(args.queue_max_pending).unwrap_or(usize::MAX));
     let queue = tokio::task::spawn_blocking(move || EmbeddedQueue::open(config))
         .await
         .map_err(|e| platform_error("opening the queue panicked".to_owned(), e))??;

@@ -33,6 +33,9 @@ const KIND_ACK: u8 = 2;
 const KIND_CANCEL: u8 = 3;
 const KIND_DELIVER: u8 = 4;
 
+/// The default bound on pending calls of an [`EmbeddedQueue`].
+pub const DEFAULT_MAX_PENDING: usize = 250_000;
+
 /// Settings of an [`EmbeddedQueue`].
 #[derive(Debug, Clone)]
 #[non_exhaustive]
@@ -46,17 +49,31 @@ pub struct EmbeddedQueueConfig {
     /// Requests up to this encoded size stay in memory while pending; larger ones are read back
     /// from the log on delivery.
     pub inline_bytes: usize,
+    /// The most calls pending at once; a publish beyond it fails with
+    /// [`ErrorKind::TooManyRequests`] (the gateway answers 429) instead of growing memory without
+    /// bound: each pending call keeps a few hundred bytes in memory, plus its body up to
+    /// `inline_bytes`. Calls recovered at open are not refused. Default 250,000.
+    pub max_pending: usize,
 }
 
 impl EmbeddedQueueConfig {
-    /// Defaults: ack deadline 60 s, 64 MiB segments, requests up to 64 KiB kept in memory.
+    /// Defaults: ack deadline 60 s, 64 MiB segments, requests up to 64 KiB kept in memory, at most
+    /// [`DEFAULT_MAX_PENDING`] calls pending.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
         EmbeddedQueueConfig {
             dir: dir.into(),
             ack_wait: DEFAULT_ACK_WAIT,
             segment_bytes: 64 << 20,
             inline_bytes: 64 << 10,
+            max_pending: DEFAULT_MAX_PENDING,
         }
+    }
+
+    /// Sets the most calls pending at once (at least 1).
+    #[must_use]
+    pub fn with_max_pending(mut self, max: usize) -> Self {
+        self.max_pending = max.max(1);
+        self
     }
 
     /// Sets the ack deadline.
@@ -97,6 +114,7 @@ struct Inner {
     /// it exclusively, so it never deletes a segment with a call not yet counted.
     gate: tokio::sync::RwLock<()>,
     inline_bytes: usize,
+    max_pending: usize,
 }
 
 /// The durable, embedded [`Queue`]: survives `kill -9` of its process. Cheap to clone.
@@ -210,6 +228,7 @@ impl EmbeddedQueue {
                 live: Mutex::new(live),
                 gate: tokio::sync::RwLock::new(()),
                 inline_bytes,
+                max_pending: config.max_pending.max(1),
             }),
         };
         queue.inner.delete_unused_segments()?;
@@ -357,6 +376,16 @@ impl Queue for EmbeddedQueue {
                 request.call_id
             )));
         }
+        let pending = self.inner.sched.len();
+        if pending >= self.inner.max_pending {
+            return Err(Error::new(
+                ErrorKind::TooManyRequests,
+                format!(
+                    "the async queue is full: {pending} calls pending (at most {}); retry later",
+                    self.inner.max_pending
+                ),
+            ));
+        }
         let mut payload = Vec::with_capacity(1 + codec::encoded_len(&request));
         payload.push(KIND_ENQUEUE);
         codec::encode_into(&request, &mut payload);
@@ -438,6 +467,34 @@ impl Queue for EmbeddedQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn a_full_queue_refuses_calls_until_one_is_done() {
+        let dir = tempfile::tempdir().unwrap();
+        let queue =
+            EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path()).with_max_pending(2)).unwrap();
+        for _ in 0..2 {
+            queue.publish(QueuedRequest::new("f", "ns")).await.unwrap();
+        }
+        let refused = QueuedRequest::new("f", "ns");
+        let err = queue.publish(refused.clone()).await.unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::TooManyRequests);
+        assert!(err.to_string().contains("2 calls pending"), "{err}");
+        assert_eq!(queue.len(), 2);
+        // A running call still counts; once acked there is room again.
+        let mut deliveries = queue.consume().await.unwrap();
+        let first = deliveries.next().await.unwrap().unwrap();
+        assert!(queue.publish(refused.clone()).await.is_err());
+        first.ack().await.unwrap();
+        queue.publish(refused.clone()).await.unwrap();
+        assert_eq!(queue.len(), 2);
+        // Nothing refused was written: a reopen finds the two accepted calls only.
+        drop(first);
+        drop(deliveries);
+        drop(queue);
+        let reopened = EmbeddedQueue::open(EmbeddedQueueConfig::new(dir.path())).unwrap();
+        assert_eq!(reopened.len(), 2);
+    }
 
     #[tokio::test]
     async fn pending_calls_survive_reopen_and_acked_ones_do_not() {

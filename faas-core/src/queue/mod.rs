@@ -43,7 +43,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::Result;
 
-pub use embedded::{EmbeddedQueue, EmbeddedQueueConfig};
+pub use embedded::{DEFAULT_MAX_PENDING, EmbeddedQueue, EmbeddedQueueConfig};
 pub use memory::MemoryQueue;
 
 /// The header that carries a call's id (answered with 202, sent to the callback).
