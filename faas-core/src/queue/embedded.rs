@@ -508,13 +508,15 @@ mod tests {
         for r in [&done, &big, &small, &cancelled] {
             queue.publish(r.clone()).await.unwrap();
         }
-        assert!(queue.cancel(&cancelled.call_id).await.unwrap());
         let mut deliveries = queue.consume().await.unwrap();
         let first = deliveries.next().await.unwrap().unwrap();
         assert_eq!(first.request, done);
         first.ack().await.unwrap();
         let second = deliveries.next().await.unwrap().unwrap();
         assert_eq!(second.request, big);
+        // An ack is written behind the caller's back; a cancel waits for its record, which the
+        // log writes after the ack's: once it returns, both are on disk for the copy below.
+        assert!(queue.cancel(&cancelled.call_id).await.unwrap());
         // The process dies here: `second` was running, never acked. What survives a crash is the
         // directory as it is now; the leaked delivery keeps this process's log (and its lock) open,
         // so the "restarted process" opens a copy of the directory.
