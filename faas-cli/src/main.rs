@@ -18,31 +18,8 @@ const WORKER_THREADS: &str = "FAAS_WORKER_THREADS";
 /// connections with one thread than with two (docs/performance.md, "Gateway"). With more CPUs the
 /// gateway needs more than one to keep up.
 fn runtime() -> Result<tokio::runtime::Runtime, String> {
-    let threads = match std::env::var(WORKER_THREADS) {
-        Ok(v) if !v.trim().is_empty() => v
-            .trim()
-            .parse::<usize>()
-            .ok()
-            .filter(|&n| n > 0)
-            .ok_or_else(|| {
-                format!("invalid {WORKER_THREADS}={v:?}: expected a positive integer")
-            })?,
-        _ => {
-            let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
-            if cpus <= 2 { 1 } else { cpus }
-        }
-    };
-    let mut builder = if threads == 1 {
-        tokio::runtime::Builder::new_current_thread()
-    } else {
-        let mut builder = tokio::runtime::Builder::new_multi_thread();
-        builder.worker_threads(threads);
-        builder
-    };
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the async runtime: {e}"))
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get());
+    faas_core::runtime::build(WORKER_THREADS, Some(if cpus <= 2 { 1 } else { cpus }))
 }
 
 fn main() -> ExitCode {

@@ -19,6 +19,7 @@ pub mod invoke;
 pub mod model;
 pub mod provider;
 pub mod queue;
+pub mod runtime;
 pub mod scaler;
 pub mod testing;
 pub mod validate;

@@ -78,34 +78,11 @@ fn main() -> ExitCode {
 /// `exec`: streaming `cat` at 8 connections ran 1,378 req/s on one thread (168% of the 2
 /// cores busy) against 1,547 req/s on two (183%).
 fn runtime(mode: faas_watchdog::Mode) -> Result<tokio::runtime::Runtime, String> {
-    let threads = match std::env::var("worker_threads") {
-        Ok(v) if !v.trim().is_empty() => Some(
-            v.trim()
-                .parse::<usize>()
-                .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| {
-                    format!("invalid worker_threads={v:?}: expected a positive integer")
-                })?,
-        ),
-        _ => match mode {
-            faas_watchdog::Mode::Http | faas_watchdog::Mode::Static => Some(1),
-            _ => None,
-        },
+    let default = match mode {
+        faas_watchdog::Mode::Http | faas_watchdog::Mode::Static => Some(1),
+        _ => None,
     };
-    let mut builder = match threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
-    };
-    builder
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))
+    faas_core::runtime::build("worker_threads", default)
 }
 
 /// `GET /_/health` on the local port, without a shell or curl in the image.
