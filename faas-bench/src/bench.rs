@@ -335,7 +335,7 @@ impl Bench {
     }
 
     /// Waits (up to `--wait-quiet`) until the machine is quiet between cases; notes it when it never is.
-    async fn wait_quiet(&mut self) {
+    pub async fn wait_quiet(&mut self) {
         let patience = self.args.wait_quiet;
         if patience.is_zero() {
             return;

@@ -14,7 +14,8 @@
 //! ```
 //!
 //! The library exposes the pieces for scenarios and tests: the [`load`] generator, [`stats`] (histograms),
-//! [`report`] (table and JSON), [`process`] (spawning, `/proc` readings) and the [`scenarios`] registry.
+//! [`report`] (table and JSON), [`process`] (spawning, `/proc` readings), [`machine`] (the floors of the machine
+//! itself: starting a program, waking a thread on another CPU) and the [`scenarios`] registry.
 //!
 //! ```no_run
 //! use faas_bench::load::{self, LoadSpec, Target};
@@ -38,6 +39,7 @@ pub mod bench;
 pub mod cli;
 pub mod http;
 pub mod load;
+pub mod machine;
 pub mod process;
 pub mod report;
 pub mod scenarios;

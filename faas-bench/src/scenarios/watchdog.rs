@@ -8,6 +8,11 @@
 //! (a) and (b) run interleaved at 1, 16 and 64 connections, (c) and (d) also at 8. Figures: (b)/(a)
 //! throughput, the p50 (b) adds over (a) at one connection, fork throughput at 8 connections, idle and peak
 //! RSS of `fwatchdog`, and its binary size; each with the target of issue 2 and of-watchdog's figure.
+//!
+//! Two floors of the machine are measured in the same run (see [`crate::machine`]): how fast `cat` can be
+//! started, fed and reaped with no watchdog (the ceiling of (c) and (d), and their share of it), and what
+//! waking a sleeping thread costs on one CPU and across two (which the p50 of (b) pays twice more than
+//! (a)).
 
 use std::process::Command;
 use std::time::Duration;
@@ -15,7 +20,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use async_trait::async_trait;
 
-use crate::bench::{Bench, Series, Watch};
+use crate::bench::{Bench, Series, Watch, container_env};
+use crate::machine::{self, SpawnRate};
 use crate::process::{self, Proc};
 use crate::report::{Bound, Figure, MIB, Unit};
 
@@ -170,6 +176,7 @@ impl Watchdog {
                     .target(Bound::AtMost(60.0))
                     .reference(150.0),
             );
+            wake_round_trips(bench).await;
         }
         Ok(())
     }
@@ -180,6 +187,7 @@ impl Watchdog {
         bench: &mut Bench,
         series: &Series,
         mode: Option<&str>,
+        ceiling: Option<SpawnRate>,
     ) -> anyhow::Result<()> {
         let mut env = vec![("fprocess", "cat")];
         if let Some(mode) = mode {
@@ -228,8 +236,85 @@ impl Watchdog {
                     Unit::PerSecond,
                 ));
             }
+            if let Some(ceiling) = ceiling {
+                bench.figure(Figure::new(
+                    format!(
+                        "{} throughput vs starting cat directly, 8 connections",
+                        series.label
+                    ),
+                    rps / ceiling.per_second,
+                    Unit::Ratio,
+                ));
+            }
         }
         Ok(())
+    }
+}
+
+/// The ceiling of the fork modes on this machine: `cat` started, fed a body and reaped by 8 threads at
+/// once, with no watchdog and no HTTP (`None`, with a note, when it cannot run).
+async fn spawn_ceiling(bench: &mut Bench) -> Option<SpawnRate> {
+    bench.wait_quiet().await;
+    let duration = bench.args().duration;
+    let max_runs = bench.args().max_requests;
+    let inherit = bench.args().inherit_env;
+    let measured = tokio::task::spawn_blocking(move || {
+        // an absolute path, as `fwatchdog` looks its program up once (given a bare name and a new
+        // `PATH`, std would fork instead of posix_spawn)
+        let cat = machine::find_in_path("cat").context("no cat in PATH")?;
+        machine::spawn_rate(&cat, 8, duration, max_runs, |command| {
+            if !inherit {
+                container_env(command);
+            }
+        })
+    })
+    .await;
+    match measured {
+        Ok(Ok(rate)) => {
+            println!(
+                "watchdog: starting cat directly, 8 at a time: {:.0}/s, {:.0} µs of CPU in cat per start",
+                rate.per_second, rate.child_cpu_us
+            );
+            bench.figure(Figure::new(
+                "starting cat directly, 8 at a time (no watchdog: the fork modes' ceiling)",
+                rate.per_second,
+                Unit::PerSecond,
+            ));
+            bench.figure(Figure::new(
+                "CPU of one cat run (start, 12 bytes through, exit)",
+                rate.child_cpu_us,
+                Unit::Micros,
+            ));
+            Some(rate)
+        }
+        Ok(Err(e)) => {
+            bench.note(format!("starting cat directly failed: {e:#}"));
+            None
+        }
+        Err(e) => {
+            bench.note(format!("starting cat directly failed: {e}"));
+            None
+        }
+    }
+}
+
+/// The cost of waking a sleeping thread here: a one-byte round trip over pipes, on one CPU and across
+/// two (p50 of 2,000 rounds each).
+async fn wake_round_trips(bench: &mut Bench) {
+    bench.wait_quiet().await;
+    let trips = tokio::task::spawn_blocking(|| {
+        [false, true].map(|cross_cpu| machine::wake_round_trip(cross_cpu, 2_000))
+    })
+    .await
+    .unwrap_or([None, None]);
+    for (trip, place) in trips.into_iter().zip(["one CPU", "across two CPUs"]) {
+        if let Some(trip) = trip {
+            bench.figure(Figure::new(
+                format!("wake-up round trip over pipes, {place} (p50)"),
+                trip.p50_us,
+                Unit::Micros,
+            ));
+        }
     }
 }
 
@@ -264,13 +349,21 @@ impl Scenario for Watchdog {
         {
             bench.note(format!("http mode (a, b) failed: {e:#}"));
         }
+        let ceiling =
+            if (bench.wants("c") || bench.wants("d")) && bench.connections(&[8]).contains(&8) {
+                spawn_ceiling(bench).await
+            } else {
+                None
+            };
         if bench.wants("c")
-            && let Err(e) = self.fork_mode(bench, &FORK, None).await
+            && let Err(e) = self.fork_mode(bench, &FORK, None, ceiling).await
         {
             bench.note(format!("fork mode (c) failed: {e:#}"));
         }
         if bench.wants("d")
-            && let Err(e) = self.fork_mode(bench, &STREAMING, Some("streaming")).await
+            && let Err(e) = self
+                .fork_mode(bench, &STREAMING, Some("streaming"), ceiling)
+                .await
         {
             bench.note(format!("streaming mode (d) failed: {e:#}"));
         }
