@@ -7,6 +7,7 @@
 # - gcc-aarch64-linux-gnu, gcc-arm-linux-gnueabihf and the aarch64-unknown-linux-musl and
 #   armv7-unknown-linux-gnueabihf targets (Raspberry Pi images), qemu-user-static and
 #   binfmt-support (running them here; scripts/docker.sh registers qemu)
+# - chromium (the portal's browser tests, headless)
 # Idempotent: installs only what is missing.
 set -euo pipefail
 SUDO=""
@@ -24,6 +25,7 @@ command -v aarch64-linux-gnu-gcc >/dev/null || need+=(gcc-aarch64-linux-gnu)
 command -v arm-linux-gnueabihf-gcc >/dev/null || need+=(gcc-arm-linux-gnueabihf)
 [[ -x /usr/bin/qemu-aarch64-static ]] || need+=(qemu-user-static)
 command -v update-binfmts >/dev/null || need+=(binfmt-support)
+command -v chromium >/dev/null || need+=(chromium)
 if ((${#need[@]})); then
     echo "installing: ${need[*]}"
     $SUDO apt-get update -qq

@@ -567,10 +567,12 @@ async fn basic_auth_protects_system_and_ui_only() {
     assert_eq!(call(&gw, deploy).await.0, StatusCode::UNAUTHORIZED);
     assert_eq!(provider.count(), 1);
 
-    let mut ok = req("GET", "/system/functions", Body::empty());
-    ok.headers_mut()
-        .insert("authorization", encode("admin", "pw").parse().unwrap());
-    assert_eq!(call(&gw, ok).await.0, StatusCode::OK);
+    for path in ["/system/functions", "/ui/"] {
+        let mut ok = req("GET", path, Body::empty());
+        ok.headers_mut()
+            .insert("authorization", encode("admin", "pw").parse().unwrap());
+        assert_eq!(call(&gw, ok).await.0, StatusCode::OK, "{path}");
+    }
     for path in ["/healthz", "/metrics"] {
         assert_eq!(
             call(&gw, req("GET", path, Body::empty())).await.0,
@@ -581,6 +583,69 @@ async fn basic_auth_protects_system_and_ui_only() {
     // /function/* is open: the function has no replica, but the answer is not 401.
     let (status, _, _) = call(&gw, req("GET", "/function/nope", Body::empty())).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn the_portal_is_served_under_ui_with_a_strict_csp() {
+    let provider = TestProvider::new();
+    let gw = gateway(&provider);
+    for (path, content_type, needle) in [
+        (
+            "/ui/",
+            "text/html; charset=utf-8",
+            "<script src=\"app.js\" defer></script>",
+        ),
+        (
+            "/ui/index.html",
+            "text/html; charset=utf-8",
+            "<title>faas-rs</title>",
+        ),
+        (
+            "/ui/app.js",
+            "text/javascript; charset=utf-8",
+            "system/functions",
+        ),
+        ("/ui/app.css", "text/css; charset=utf-8", "body {"),
+    ] {
+        let (status, headers, body) = call(&gw, req("GET", path, Body::empty())).await;
+        assert_eq!(status, StatusCode::OK, "{path}");
+        assert_eq!(headers["content-type"], content_type, "{path}");
+        assert_eq!(
+            headers["content-security-policy"],
+            faas_core::gateway::UI_CONTENT_SECURITY_POLICY,
+            "{path}"
+        );
+        assert_eq!(headers["x-content-type-options"], "nosniff", "{path}");
+        let text = String::from_utf8(body.to_vec()).unwrap();
+        assert!(text.contains(needle), "{path} lacks {needle}");
+        // HEAD answers the same headers
+        let (status, headers, _) = call(&gw, req("HEAD", path, Body::empty())).await;
+        assert_eq!(status, StatusCode::OK, "HEAD {path}");
+        assert_eq!(headers["content-type"], content_type, "HEAD {path}");
+    }
+    // /ui redirects to /ui/ with a relative reference, which keeps a mount prefix
+    let (status, headers, _) = call(&gw, req("GET", "/ui", Body::empty())).await;
+    assert_eq!(status, StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(headers["location"], "ui/");
+    // anything else under /ui/ is the usual JSON 404, other methods 405
+    let (status, headers, body) = call(&gw, req("GET", "/ui/nope.js", Body::empty())).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    assert_eq!(headers["x-openfaas-internal"], "gateway");
+    assert!(
+        json(&body)["error"]
+            .as_str()
+            .unwrap()
+            .contains("/ui/nope.js")
+    );
+    let (status, _, _) = call(&gw, req("POST", "/ui/", Body::empty())).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
+
+    // switched off, /ui/ is a 404 like any unknown route
+    let without = Gateway::builder(provider.clone()).ui(false).build();
+    for path in ["/ui", "/ui/", "/ui/app.js"] {
+        let (status, _, _) = call(&without, req("GET", path, Body::empty())).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+    }
 }
 
 #[tokio::test]

@@ -98,5 +98,16 @@ async fn invokes_a_function_through_the_mounted_gateway() {
     assert_eq!(response.status(), StatusCode::NOT_FOUND);
     assert_eq!(response.headers()["x-openfaas-internal"], "gateway");
 
+    // The portal too: /faas/ui redirects to a relative `ui/` (so /faas/ui/), which serves the page.
+    let response = get("/faas/ui").await.unwrap();
+    assert_eq!(response.status(), StatusCode::PERMANENT_REDIRECT);
+    assert_eq!(response.headers()["location"], "ui/");
+    let response = get("/faas/ui/").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let page = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(String::from_utf8_lossy(&page).contains("src=\"app.js\""));
+    let response = get("/faas/ui/app.js").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
     server.abort();
 }

@@ -436,15 +436,18 @@ async fn wait_signal() {
     }
 }
 
-/// Runs `faas up` until SIGINT or SIGTERM. Prints [`LISTENING_LINE`] and the URL on stdout once
-/// requests are served.
+/// Runs `faas up` until SIGINT or SIGTERM. Once requests are served, prints [`LISTENING_LINE`] and
+/// the URL on stdout, then `portal: URL/ui/`.
 ///
 /// # Errors
 /// The provider cannot start, the address is taken, or the stack file is invalid.
 pub async fn run(args: UpArgs) -> Result<()> {
     let file = args.file.clone();
     let running = Up::new(args).start().await?;
-    super::print(&format!("{LISTENING_LINE} {}\n", running.url()))?;
+    super::print(&format!(
+        "{LISTENING_LINE} {url}\nportal: {url}/ui/\n",
+        url = running.url()
+    ))?;
     let signal = shutdown_signal();
     tokio::pin!(signal);
     if let Some(path) = file {

@@ -4,6 +4,7 @@
 //! Gateway = Auth (/system/*, /ui/)  →  BodyLimit  →  GatewayRouter
 //!             /function/{name}[.{ns}][/…]  → InvocationMetrics → Proxy → Invoker → replica
 //!             /system/*, /healthz, /metrics → axum Router → Provider
+//!             /ui/                          → the portal (static page over the same API)
 //! ```
 //!
 //! [`Gateway`] is a `Clone` tower [`Service`] with `Error = Infallible`: every error becomes a
@@ -35,6 +36,7 @@ mod metrics;
 mod proxy;
 mod router;
 mod system;
+mod ui;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -62,6 +64,7 @@ pub use metrics::{
     BUCKETS, InvocationMetrics, InvocationMetricsLayer, Metrics, ResponseFuture, function_of_path,
 };
 pub use proxy::{FunctionTarget, Proxy, parse_function_path};
+pub use ui::UI_CONTENT_SECURITY_POLICY;
 
 use crate::invoke::{Body, Invoker};
 use crate::model::VersionInfo;
@@ -104,6 +107,7 @@ pub struct GatewayBuilder {
     queue: Option<Arc<dyn crate::queue::Queue>>,
     invocations: Option<Arc<dyn crate::queue::records::InvocationStore>>,
     async_body_limit: usize,
+    ui: bool,
 }
 
 impl std::fmt::Debug for GatewayBuilder {
@@ -114,6 +118,7 @@ impl std::fmt::Debug for GatewayBuilder {
             .field("default_timeout", &self.default_timeout)
             .field("limits", &self.limits)
             .field("version", &self.version)
+            .field("ui", &self.ui)
             .finish_non_exhaustive()
     }
 }
@@ -197,6 +202,13 @@ impl GatewayBuilder {
         self
     }
 
+    /// Serves the portal at `/ui/` (default `true`; `false` leaves `/ui/` to the 404 fallback, for
+    /// an application that embeds the gateway and has a UI of its own).
+    pub fn ui(mut self, enabled: bool) -> Self {
+        self.ui = enabled;
+        self
+    }
+
     /// Assembles the gateway.
     pub fn build(self) -> Gateway {
         let invoker = self.invoker.unwrap_or_else(|| {
@@ -219,7 +231,7 @@ impl GatewayBuilder {
                 .unwrap_or_else(|| Arc::new(crate::queue::records::MemoryInvocationStore::new()));
             async_invoke::AsyncApi::new(queue, store, api.provider.clone(), self.async_body_limit)
         });
-        let router = router::GatewayRouter::new(api, invoker.clone(), async_api);
+        let router = router::GatewayRouter::new(api, invoker.clone(), async_api, self.ui);
         let stack = AuthLayer::new(self.auth).layer(BodyLimitLayer::new(self.limits).layer(router));
         Gateway {
             inner: BoxCloneSyncService::new(stack),
@@ -249,6 +261,7 @@ impl Gateway {
             queue: None,
             invocations: None,
             async_body_limit: DEFAULT_ASYNC_BODY_LIMIT,
+            ui: true,
         }
     }
 

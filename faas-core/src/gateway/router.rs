@@ -27,18 +27,18 @@ pub(crate) struct GatewayRouter {
 }
 
 impl GatewayRouter {
-    pub(crate) fn new(api: Api, invoker: Invoker, async_api: Option<AsyncApi>) -> Self {
+    pub(crate) fn new(api: Api, invoker: Invoker, async_api: Option<AsyncApi>, ui: bool) -> Self {
         let default_namespace = api.provider.default_namespace().to_owned();
         let proxy = InvocationMetricsLayer::new(api.metrics.clone(), default_namespace)
             .layer(Proxy::new(invoker));
         GatewayRouter {
             proxy,
-            api: api_router(api, async_api),
+            api: api_router(api, async_api, ui),
         }
     }
 }
 
-fn api_router(api: Api, async_api: Option<AsyncApi>) -> Router {
+fn api_router(api: Api, async_api: Option<AsyncApi>, ui: bool) -> Router {
     let mut router = Router::new()
         .route(
             "/system/functions",
@@ -70,6 +70,9 @@ fn api_router(api: Api, async_api: Option<AsyncApi>) -> Router {
     // ---------------------------------------------------------------------------------------------
     if let Some(async_api) = async_api {
         router = router.merge(super::async_invoke::routes(async_api));
+    }
+    if ui {
+        router = router.merge(super::ui::routes());
     }
 
     router
