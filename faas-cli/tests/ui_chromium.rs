@@ -1,7 +1,7 @@
 //! The portal (`/ui/`) in a real browser: headless Chromium, driven over the DevTools protocol,
-//! lists the functions of a real `faas up`, invokes one synchronously and asynchronously, deploys one
-//! (and is told which field is wrong when a deployment is bad), shows server data as text, and deletes
-//! a function. Needs `chromium` (`scripts/install-deps.sh` installs it), so it runs with the suites
+//! lists the functions of a real `faas up`, invokes one synchronously and asynchronously, scales it,
+//! deploys one (and is told which field is wrong when a deployment is bad), shows server data as text,
+//! reads a function's logs, and deletes a function. Needs `chromium` (`scripts/install-deps.sh` installs it), so it runs with the suites
 //! that need installed services: `scripts/test.sh --ignored`.
 
 mod common;
@@ -134,32 +134,43 @@ impl Page {
         }
     }
 
-    /// Evaluates `expression` in the page (awaiting a promise) and returns its value.
-    async fn eval(&mut self, expression: &str) -> Value {
+    /// Evaluates `expression` in the page (awaiting a promise): its value, or the exception it threw.
+    async fn try_eval(&mut self, expression: &str) -> Result<Value, Value> {
         let result = self
             .command(
                 "Runtime.evaluate",
                 json!({"expression": expression, "awaitPromise": true, "returnByValue": true}),
             )
             .await;
-        assert!(
-            result["exceptionDetails"].is_null(),
-            "{expression}: {}",
-            result["exceptionDetails"]
-        );
-        result["result"]["value"].clone()
+        if result["exceptionDetails"].is_null() {
+            Ok(result["result"]["value"].clone())
+        } else {
+            Err(result["exceptionDetails"].clone())
+        }
     }
 
-    /// Evaluates `expression` until it is truthy, returning its value.
+    /// Evaluates `expression` in the page (awaiting a promise) and returns its value.
+    async fn eval(&mut self, expression: &str) -> Value {
+        self.try_eval(expression)
+            .await
+            .unwrap_or_else(|exception| panic!("{expression}: {exception}"))
+    }
+
+    /// Evaluates `expression` until it is truthy, returning its value. An exception counts as not
+    /// yet (the page may still be loading).
     async fn wait_for(&mut self, what: &str, expression: &str) -> Value {
         let deadline = Instant::now() + READY;
         loop {
-            let value = self.eval(expression).await;
+            let value = match self.try_eval(expression).await {
+                Ok(value) => value,
+                Err(exception) => json!({"exception": exception}),
+            };
             let truthy = match &value {
                 Value::Null => false,
                 Value::Bool(b) => *b,
                 Value::String(s) => !s.is_empty(),
                 Value::Number(n) => n.as_f64() != Some(0.0),
+                Value::Object(o) => !o.contains_key("exception"),
                 _ => true,
             };
             if truthy {
@@ -168,7 +179,8 @@ impl Page {
             assert!(
                 Instant::now() < deadline,
                 "{what}: `{expression}` stayed {value}; page:\n{}",
-                self.eval("document.body.innerText").await
+                self.eval("document.body ? document.body.innerText : '(no body)'")
+                    .await
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -195,7 +207,7 @@ async fn the_portal_lists_invokes_deploys_and_deletes_functions() {
     // the list, once the page's script has run (/ui redirected to /ui/)
     page.wait_for(
         "the function list",
-        "document.body.dataset.ready === 'true' && !!document.querySelector('tr[data-function=\"echo\"]')",
+        "document.body && document.body.dataset.ready === 'true' && !!document.querySelector('tr[data-function=\"echo\"]')",
     )
     .await;
     assert!(
@@ -247,6 +259,18 @@ async fn the_portal_lists_invokes_deploys_and_deletes_functions() {
     )
     .await;
 
+    // scale it from its page
+    page.eval(
+        "const s = document.querySelector('#scale'); s.elements.replicas.value = '2'; s.requestSubmit()",
+    )
+    .await;
+    page.wait_for(
+        "two replicas in the list",
+        "document.querySelector('tr[data-function=\"echo\"] td:nth-child(4)').textContent === '2/2'",
+    )
+    .await;
+    assert_eq!(faas.wait_available("echo", 2).await["replicas"], 2);
+
     // asynchronously: 202, then the call's record until it succeeds
     page.eval(
         "document.querySelector('#invoke').elements.body.value = 'later'; document.querySelector('#invoke-async').click()",
@@ -289,8 +313,10 @@ async fn the_portal_lists_invokes_deploys_and_deletes_functions() {
     let markup = "<img src=x onerror=\"document.title='pwned'\">";
     page.eval(&format!(
         "const g = document.querySelector('#deploy-form'); g.elements.service.value = 'shout'; \
-         g.elements.image.value = 'examples/functions/echo'; g.elements.envProcess.value = 'tr a-z A-Z'; \
-         g.elements.envVars.value = 'exec_timeout=5s'; g.elements.labels.value = 'note={}'; g.requestSubmit()",
+         g.elements.image.value = 'examples/functions/echo'; \
+         g.elements.envProcess.value = \"sh -c 'echo shouting >&2; tr a-z A-Z'\"; \
+         g.elements.envVars.value = 'exec_timeout=5s\\ncombine_output=false'; g.elements.labels.value = 'note={}'; \
+         g.requestSubmit()",
         markup.replace('\'', "\\'").replace('"', "\\\"")
     ))
     .await;
@@ -300,8 +326,12 @@ async fn the_portal_lists_invokes_deploys_and_deletes_functions() {
     )
     .await;
     let deployed = faas.wait_available("shout", 1).await;
-    assert_eq!(deployed["envProcess"], "tr a-z A-Z");
+    assert_eq!(
+        deployed["envProcess"],
+        "sh -c 'echo shouting >&2; tr a-z A-Z'"
+    );
     assert_eq!(deployed["envVars"]["exec_timeout"], "5s");
+    assert_eq!(deployed["envVars"]["combine_output"], "false");
     assert_eq!(deployed["labels"]["note"], markup);
     let labels = page.eval(&text_of("dd[data-field=\"labels\"]")).await;
     assert_eq!(labels, format!("note={markup}"));
@@ -318,6 +348,13 @@ async fn the_portal_lists_invokes_deploys_and_deletes_functions() {
     page.wait_for(
         "the new function's response",
         "document.querySelector('#result-body').textContent === 'QUIET PLEASE'",
+    )
+    .await;
+
+    // its stderr, in the logs (asked again until the line has arrived)
+    page.wait_for(
+        "the function's log line",
+        "(document.querySelector('#show-logs').click(), document.querySelector('#logs').textContent.includes('shouting'))",
     )
     .await;
 

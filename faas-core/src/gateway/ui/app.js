@@ -187,6 +187,10 @@ function renderDetail() {
   if (shownDetail !== fn.name) {
     shownDetail = fn.name;
     $('#result').hidden = true;
+    $('#logs').hidden = true;
+    $('#logs-status').textContent = '';
+    $('#scale-status').textContent = '';
+    $('#scale').elements.replicas.value = fn.replicas ?? 0;
   }
 }
 
@@ -274,6 +278,45 @@ async function invokeAsync(fn, form) {
   loadFunctions();
 }
 
+async function scale(fn, form) {
+  const replicas = Number(form.elements.replicas.value);
+  const status = $('#scale-status');
+  try {
+    await callApi('POST', `system/scale-function/${encodeURIComponent(fn.name)}${namespaceQuery()}`,
+      { serviceName: fn.name, replicas });
+    status.textContent = `scaling to ${replicas}…`;
+  } catch (error) {
+    status.textContent = error.message;
+    return;
+  }
+  await loadFunctions();
+}
+
+async function showLogs(fn) {
+  const status = $('#logs-status');
+  status.textContent = 'Loading…';
+  const query = new URLSearchParams({ name: fn.name, tail: '200' });
+  if (state.namespace) query.set('namespace', state.namespace);
+  try {
+    const response = await fetch(apiUrl(`system/logs?${query}`), { cache: 'no-store' });
+    if (!response.ok) throw new Error(await errorText(response));
+    const lines = (await response.text()).split('\n').filter(Boolean).map((line) => {
+      try {
+        const entry = JSON.parse(line);
+        return `${entry.timestamp || ''} ${entry.instance || ''} ${entry.text ?? ''}`;
+      } catch (_) {
+        return line;
+      }
+    });
+    const logs = $('#logs');
+    logs.textContent = lines.join('\n');
+    logs.hidden = false;
+    status.textContent = lines.length ? `${lines.length} line(s)` : 'no lines yet';
+  } catch (error) {
+    status.textContent = error.message;
+  }
+}
+
 async function deleteFunction(fn) {
   if (!window.confirm(`Delete the function "${fn.name}"?`)) return;
   try {
@@ -343,6 +386,15 @@ document.addEventListener('DOMContentLoaded', async () => {
   asyncButton.addEventListener('click', () => {
     const fn = selectedFunction();
     if (fn) withBusy([sync, asyncButton], () => invokeAsync(fn, $('#invoke')));
+  });
+  $('#scale').addEventListener('submit', (event) => {
+    event.preventDefault();
+    const fn = selectedFunction();
+    if (fn) scale(fn, event.target);
+  });
+  $('#show-logs').addEventListener('click', () => {
+    const fn = selectedFunction();
+    if (fn) showLogs(fn);
   });
   $('#delete').addEventListener('click', () => {
     const fn = selectedFunction();
