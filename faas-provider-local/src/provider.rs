@@ -603,12 +603,15 @@ impl Provider for LocalProvider {
     }
 }
 
+/// The watchdog mode `deployment` asks for, read as the watchdog reads it (`None` when unknown: the
+/// watchdog's configuration refuses it, naming `envVars.mode`).
+fn mode(deployment: &FunctionDeployment) -> Option<faas_watchdog::Mode> {
+    faas_watchdog::Mode::parse(deployment.env_vars.get("mode").map_or("", String::as_str)).ok()
+}
+
 /// Whether `deployment` runs the watchdog's `static` mode (files only, no process).
 fn is_static(deployment: &FunctionDeployment) -> bool {
-    deployment
-        .env_vars
-        .get("mode")
-        .is_some_and(|m| m.trim() == "static")
+    mode(deployment) == Some(faas_watchdog::Mode::Static)
 }
 
 /// What the replicas of `deployment` in `namespace` run, its secrets being under `secrets_view`
@@ -655,10 +658,7 @@ fn run_spec(namespace: &str, deployment: &FunctionDeployment, secrets_view: &Pat
             .get(name)
             .is_some_and(|v| !v.trim().is_empty())
     };
-    let auto_upstream = deployment
-        .env_vars
-        .get("mode")
-        .is_some_and(|m| m.trim() == "http")
+    let auto_upstream = mode(deployment) == Some(faas_watchdog::Mode::Http)
         && !set("upstream_url")
         && !set("http_upstream_url");
     RunSpec {
