@@ -276,15 +276,15 @@ mod tests {
         let cases = [
             ("async fn f() -> &'static str { \"hi\" }", "handler_fn"),
             (
-                "async fn f(req: faas::Request) -> String { todo!() }",
+                "async fn f(req: faas::Request) -> String { String::new() }",
                 "handler_fn (f)",
             ),
             (
-                "async fn f(req: Request, ctx: faas::Context) -> String { todo!() }",
+                "async fn f(req: Request, ctx: faas::Context) -> String { String::new() }",
                 "context_fn (f)",
             ),
             (
-                "async fn f(ev: In, ctx: Context) -> Result<Out, faas::Error> { todo!() }",
+                "async fn f(ev: In, ctx: Context) -> Result<Out, faas::Error> { Ok(Out) }",
                 "event_fn (f)",
             ),
         ];
@@ -299,7 +299,7 @@ mod tests {
     fn misuse_is_rejected_with_a_message() {
         let cases = [
             (
-                "fn f(req: Request) -> String { todo!() }",
+                "fn f(req: Request) -> String { String::new() }",
                 "requires an `async fn`",
             ),
             ("async fn main() {}", "cannot be named `main`"),
@@ -310,7 +310,7 @@ mod tests {
                 "second argument",
             ),
             (
-                "async fn f(ev: In) -> Result<Out, E> { todo!() }",
+                "async fn f(ev: In) -> Result<Out, E> { Ok(Out) }",
                 "a handler with one argument",
             ),
             ("async fn f(ev: In, x: u32) {}", "must be `faas::Context`"),
@@ -319,7 +319,7 @@ mod tests {
                 "at most two",
             ),
             (
-                "async fn f(ev: In, ctx: Context) -> Out { todo!() }",
+                "async fn f(ev: In, ctx: Context) -> Out { Out }",
                 "must return `Result",
             ),
         ];
