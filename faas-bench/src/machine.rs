@@ -133,17 +133,11 @@ pub fn spawn_rate(
     })
 }
 
-/// The first executable file called `name` in the directories of this process's `PATH`.
+/// The executable file called `name` that `fwatchdog` would run, looked up in this process's `PATH`
+/// as it does ([`faas_watchdog::resolve_program`]).
 #[must_use]
 pub fn find_in_path(name: &str) -> Option<std::path::PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|candidate| {
-            std::fs::metadata(candidate)
-                .is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
-        })
+    faas_watchdog::resolve_program(name.as_ref(), &std::env::var_os("PATH")?)
 }
 
 /// CPU time (user + system) of this process's reaped children so far, in µs.
@@ -271,24 +265,20 @@ mod tests {
 
     #[test]
     fn spawn_rate_reports_a_failing_program() {
-        let err = spawn_rate(
-            Path::new("/bin/false"),
-            1,
-            Duration::from_millis(100),
-            10,
-            |_| {},
-        )
-        .expect_err("false fails");
-        assert!(format!("{err:#}").contains("exited with"), "{err:#}");
-        let err = spawn_rate(
-            Path::new("/nonexistent/cat"),
-            1,
-            Duration::from_millis(100),
-            10,
-            |_| {},
-        )
-        .expect_err("a missing program fails");
-        assert!(format!("{err:#}").contains("/nonexistent/cat"), "{err:#}");
+        for (program, expected) in [
+            ("/bin/false", "exited with"),
+            ("/nonexistent/cat", "/nonexistent/cat"),
+        ] {
+            let err = spawn_rate(
+                Path::new(program),
+                1,
+                Duration::from_millis(100),
+                10,
+                |_| {},
+            )
+            .expect_err(program);
+            assert!(format!("{err:#}").contains(expected), "{err:#}");
+        }
     }
 
     #[test]

@@ -42,4 +42,5 @@ mod watchdog;
 pub use config::{Config, DEFAULT_LOCK_FILE, Mode, split_command_line};
 pub use error::{Error, Result};
 pub use logs::{LogSink, LogStream, StderrLogger, StderrSink};
+pub use process::resolve_program;
 pub use watchdog::{BoundWatchdog, Watchdog, serve};

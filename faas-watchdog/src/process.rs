@@ -120,9 +120,17 @@ pub(crate) fn command(config: &Config) -> io::Result<Command> {
     Launcher::new(config).map(|l| l.command())
 }
 
-/// Looks `program` up in `path` as `execvp` does; `None` leaves the lookup to `execvp` (a program
-/// with a slash, a relative `PATH` entry met before a match, or no match).
-fn resolve_program(program: &OsStr, path: &OsStr) -> Option<PathBuf> {
+/// Looks `program` up in `path` as `execvp` does, as the fork modes do once at start; `None` leaves
+/// the lookup to `execvp` (a program with a slash, a relative `PATH` entry met before a match, or no
+/// match).
+///
+/// ```
+/// use std::ffi::OsStr;
+/// let cat = faas_watchdog::resolve_program(OsStr::new("cat"), OsStr::new("/usr/bin:/bin"));
+/// assert!(cat.is_some_and(|path| path.is_absolute()));
+/// ```
+#[must_use]
+pub fn resolve_program(program: &OsStr, path: &OsStr) -> Option<PathBuf> {
     use std::os::unix::ffi::OsStrExt as _;
     if program.is_empty() || program.as_bytes().contains(&b'/') {
         return None;

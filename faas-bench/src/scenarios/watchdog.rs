@@ -268,9 +268,11 @@ async fn spawn_ceiling(bench: &mut Bench) -> Option<SpawnRate> {
             }
         })
     })
-    .await;
+    .await
+    .map_err(anyhow::Error::from)
+    .and_then(|measured| measured);
     match measured {
-        Ok(Ok(rate)) => {
+        Ok(rate) => {
             println!(
                 "watchdog: starting cat directly, 8 at a time: {:.0}/s, {:.0} µs of CPU in cat per start",
                 rate.per_second, rate.child_cpu_us
@@ -287,12 +289,8 @@ async fn spawn_ceiling(bench: &mut Bench) -> Option<SpawnRate> {
             ));
             Some(rate)
         }
-        Ok(Err(e)) => {
-            bench.note(format!("starting cat directly failed: {e:#}"));
-            None
-        }
         Err(e) => {
-            bench.note(format!("starting cat directly failed: {e}"));
+            bench.note(format!("starting cat directly failed: {e:#}"));
             None
         }
     }
