@@ -108,7 +108,11 @@ pub async fn build_provider(args: &UpArgs) -> Result<BuiltProvider> {
         }
         ProviderKind::Swarm => {
             let config =
-                faas_provider_swarm::SwarmConfig::from_env().map_err(Error::InvalidArgument)?;
+                faas_provider_swarm::SwarmConfig::from_env().map_err(|e| Error::ProviderStart {
+                    provider: "swarm",
+                    detail: "configuration".to_owned(),
+                    source: e.into(),
+                })?;
             let detail = format!("function network {}", config.network);
             let swarm = faas_provider_swarm::SwarmProvider::connect(config)
                 .await

@@ -4,6 +4,8 @@ use std::time::Duration;
 
 use faas_core::model::DEFAULT_NAMESPACE;
 
+use crate::error::ConfigError;
+
 /// The overlay network functions join unless configured otherwise (as OpenFaaS's `func_functions`).
 pub const DEFAULT_NETWORK: &str = "func_functions";
 
@@ -32,15 +34,13 @@ impl EndpointMode {
 }
 
 impl std::str::FromStr for EndpointMode {
-    type Err = String;
+    type Err = ConfigError;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "dnsrr" => Ok(EndpointMode::Dnsrr),
             "vip" => Ok(EndpointMode::Vip),
-            other => Err(format!(
-                "unknown endpoint mode {other:?}: expected dnsrr or vip"
-            )),
+            other => Err(ConfigError::new("endpoint mode", other, "dnsrr or vip")),
         }
     }
 }
@@ -80,7 +80,7 @@ impl Resolution {
 }
 
 impl std::str::FromStr for Resolution {
-    type Err = String;
+    type Err = ConfigError;
 
     /// `tasks`, `published`, `published:HOST` or `service`.
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -90,8 +90,10 @@ impl std::str::FromStr for Resolution {
             "service" => Ok(Resolution::ServiceName),
             other => match other.strip_prefix("published:") {
                 Some(host) if !host.is_empty() => Ok(Resolution::PublishedPortsAt(host.to_owned())),
-                _ => Err(format!(
-                    "unknown resolution {other:?}: expected tasks, published, published:HOST or service"
+                _ => Err(ConfigError::new(
+                    "resolution",
+                    other,
+                    "tasks, published, published:HOST or service",
                 )),
             },
         }
@@ -166,9 +168,14 @@ impl SwarmConfig {
     /// `FAAS_SWARM_FUNCTION_PORT`.
     ///
     /// # Errors
-    /// A message naming the variable whose value is not valid.
-    pub fn from_env() -> Result<Self, String> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.trim().is_empty());
+    /// A [`ConfigError`] naming the variable whose value is not valid.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// [`SwarmConfig::from_env`] over `var` instead of the process environment.
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| var(name).filter(|v| !v.trim().is_empty());
         let mut config = SwarmConfig {
             docker_host: var("DOCKER_HOST"),
             ..SwarmConfig::default()
@@ -182,17 +189,23 @@ impl SwarmConfig {
         if let Some(mode) = var("FAAS_SWARM_ENDPOINT_MODE") {
             config.endpoint_mode = mode
                 .parse()
-                .map_err(|e| format!("FAAS_SWARM_ENDPOINT_MODE: {e}"))?;
+                .map_err(|e: ConfigError| e.in_variable("FAAS_SWARM_ENDPOINT_MODE"))?;
         }
         if let Some(resolution) = var("FAAS_SWARM_RESOLUTION") {
             config.resolution = resolution
                 .parse()
-                .map_err(|e| format!("FAAS_SWARM_RESOLUTION: {e}"))?;
+                .map_err(|e: ConfigError| e.in_variable("FAAS_SWARM_RESOLUTION"))?;
         }
         if let Some(port) = var("FAAS_SWARM_FUNCTION_PORT") {
-            config.function_port = port
-                .parse()
-                .map_err(|_| format!("FAAS_SWARM_FUNCTION_PORT: {port:?} is not a port number"))?;
+            config.function_port =
+                port.trim()
+                    .parse()
+                    .ok()
+                    .filter(|p| *p != 0)
+                    .ok_or_else(|| {
+                        ConfigError::new("port", &port, "a number from 1 to 65535")
+                            .in_variable("FAAS_SWARM_FUNCTION_PORT")
+                    })?;
         }
         Ok(config)
     }
@@ -287,7 +300,10 @@ mod tests {
     #[test]
     fn parses_modes_and_resolutions() {
         assert_eq!("vip".parse::<EndpointMode>(), Ok(EndpointMode::Vip));
-        assert!("ipvs".parse::<EndpointMode>().is_err());
+        assert_eq!(
+            "ipvs".parse::<EndpointMode>().unwrap_err(),
+            ConfigError::new("endpoint mode", "ipvs", "dnsrr or vip")
+        );
         assert_eq!("tasks".parse::<Resolution>(), Ok(Resolution::TaskAddresses));
         assert_eq!(
             "published:127.0.0.1".parse::<Resolution>(),
@@ -296,5 +312,59 @@ mod tests {
         assert!("published:".parse::<Resolution>().is_err());
         assert!(Resolution::PublishedPorts.publishes_ports());
         assert!(!Resolution::ServiceName.publishes_ports());
+    }
+
+    #[test]
+    fn environment_overrides_defaults_and_bad_values_name_their_variable() {
+        let env = |pairs: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                pairs
+                    .iter()
+                    .find(|(k, _)| *k == name)
+                    .map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let config = SwarmConfig::from_vars(env(&[
+            ("DOCKER_HOST", "tcp://10.0.0.1:2375"),
+            ("FAAS_SWARM_NETWORK", "fn_net"),
+            ("FAAS_SWARM_NAMESPACE", "  "),
+            ("FAAS_SWARM_ENDPOINT_MODE", "vip"),
+            ("FAAS_SWARM_RESOLUTION", "published:127.0.0.1"),
+            ("FAAS_SWARM_FUNCTION_PORT", "9000"),
+        ]))
+        .unwrap();
+        assert_eq!(config.docker_host.as_deref(), Some("tcp://10.0.0.1:2375"));
+        assert_eq!(config.network, "fn_net");
+        assert_eq!(config.namespace, DEFAULT_NAMESPACE);
+        assert_eq!(config.endpoint_mode, EndpointMode::Vip);
+        assert_eq!(
+            config.resolution,
+            Resolution::PublishedPortsAt("127.0.0.1".into())
+        );
+        assert_eq!(config.function_port, 9000);
+
+        for (vars, variable) in [
+            (
+                &[("FAAS_SWARM_ENDPOINT_MODE", "ipvs")][..],
+                "FAAS_SWARM_ENDPOINT_MODE",
+            ),
+            (
+                &[("FAAS_SWARM_RESOLUTION", "nodes")],
+                "FAAS_SWARM_RESOLUTION",
+            ),
+            (
+                &[("FAAS_SWARM_FUNCTION_PORT", "70000")],
+                "FAAS_SWARM_FUNCTION_PORT",
+            ),
+            (
+                &[("FAAS_SWARM_FUNCTION_PORT", "0")],
+                "FAAS_SWARM_FUNCTION_PORT",
+            ),
+        ] {
+            let vars: &'static [(&'static str, &'static str)] = vars;
+            let err = SwarmConfig::from_vars(env(vars)).unwrap_err();
+            assert_eq!(err.variable, Some(variable), "{err}");
+            assert!(err.to_string().starts_with(variable), "{err}");
+        }
     }
 }

@@ -87,6 +87,43 @@ pub enum Error {
     /// A service changed under us too many times in a row.
     #[error("service {0} kept changing while being updated")]
     Conflict(String),
+    /// The configuration is not valid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+}
+
+/// A configuration value that is not valid: an environment variable of
+/// [`SwarmConfig::from_env`](crate::SwarmConfig::from_env) or a value parsed with `FromStr`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{}{value:?} is not a valid {what}: expected {expected}", variable.map(|v| format!("{v}: ")).unwrap_or_default())]
+#[non_exhaustive]
+pub struct ConfigError {
+    /// The environment variable that held the value, when it came from one.
+    pub variable: Option<&'static str>,
+    /// What the value should have been (`endpoint mode`).
+    pub what: &'static str,
+    /// The value given.
+    pub value: String,
+    /// The values accepted.
+    pub expected: &'static str,
+}
+
+impl ConfigError {
+    pub(crate) fn new(what: &'static str, value: &str, expected: &'static str) -> Self {
+        ConfigError {
+            variable: None,
+            what,
+            value: value.to_owned(),
+            expected,
+        }
+    }
+
+    /// The same error, naming the environment variable the value came from.
+    #[must_use]
+    pub(crate) fn in_variable(mut self, variable: &'static str) -> Self {
+        self.variable = Some(variable);
+        self
+    }
 }
 
 impl Error {
@@ -115,12 +152,22 @@ impl Error {
                 _ => ErrorKind::Backend,
             },
             Error::Client(_) | Error::Decode(_) | Error::Conflict(_) => ErrorKind::Backend,
-            Error::UnsupportedHost(_) => ErrorKind::InvalidInput,
+            Error::UnsupportedHost(_) | Error::Config(_) => ErrorKind::InvalidInput,
             Error::FunctionNotFound { .. }
             | Error::NamespaceNotFound(..)
             | Error::SecretNotFound(_) => ErrorKind::NotFound,
             Error::FunctionExists(_) | Error::SecretExists(_) => ErrorKind::AlreadyExists,
             Error::SecretInUse { .. } | Error::Invalid { .. } => ErrorKind::InvalidInput,
+        }
+    }
+
+    /// The HTTP status of a bollard error the engine answered.
+    pub(crate) fn status_of(err: &bollard::errors::Error) -> Option<u16> {
+        match err {
+            bollard::errors::Error::DockerResponseServerError { status_code, .. } => {
+                Some(*status_code)
+            }
+            _ => None,
         }
     }
 
@@ -217,6 +264,22 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::Unavailable);
         let err: Error = bollard::errors::Error::RequestTimeoutError.into();
         assert_eq!(err.kind(), ErrorKind::Timeout);
+    }
+
+    #[test]
+    fn config_errors_name_their_variable() {
+        let err = ConfigError::new("endpoint mode", "ipvs", "dnsrr or vip");
+        assert_eq!(
+            err.to_string(),
+            "\"ipvs\" is not a valid endpoint mode: expected dnsrr or vip"
+        );
+        let err = err.in_variable("FAAS_SWARM_ENDPOINT_MODE");
+        assert_eq!(
+            err.to_string(),
+            "FAAS_SWARM_ENDPOINT_MODE: \"ipvs\" is not a valid endpoint mode: expected dnsrr or vip"
+        );
+        let err: faas_core::Error = Error::from(err).into();
+        assert_eq!(err.kind(), ErrorKind::InvalidInput);
     }
 
     #[test]

@@ -29,13 +29,35 @@
 //! # Ok(()) }
 //! ```
 
+//!
+//! The public API is the provider ([`SwarmProvider`]), its configuration ([`SwarmConfig`], read
+//! from `DOCKER_HOST` and the `FAAS_SWARM_*` variables by [`SwarmConfig::from_env`]) and its
+//! errors ([`Error`], [`ConfigError`]); everything else is internal. `docs/providers/swarm.md`
+//! describes the deployment.
+//!
+//! # Modules (internal)
+//! - `provider`: the [`Provider`](faas_core::Provider) implementation, dispatching to:
+//! - `functions`: deploy, update, delete, list, scale;
+//! - `update`: the read-modify-write of a service's spec as the engine's own JSON;
+//! - `endpoints`: where the gateway reaches replicas; `logs`: log history and streams;
+//! - `secrets`: OpenFaaS secrets as Docker secrets, and their rotation;
+//! - `spec`: the pure mapping between deployments and Swarm service specs;
+//! - `engine`, `raw`, `tasks`: the connection, the raw Engine API client, the task model.
+
 mod config;
+mod endpoints;
+mod engine;
 mod error;
-pub mod logs;
+mod functions;
+mod logs;
 mod provider;
-pub mod spec;
-pub mod tasks;
+mod raw;
+mod secrets;
+mod spec;
+mod tasks;
+mod update;
 
 pub use config::{DEFAULT_FUNCTION_PORT, DEFAULT_NETWORK, EndpointMode, Resolution, SwarmConfig};
-pub use error::{Error, Result};
-pub use provider::{EngineInfo, SwarmProvider};
+pub use engine::EngineInfo;
+pub use error::{ConfigError, Error, Result};
+pub use provider::SwarmProvider;

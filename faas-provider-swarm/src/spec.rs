@@ -19,30 +19,30 @@ use crate::config::{EndpointMode, SwarmConfig};
 use crate::error::{Error, Result};
 
 /// OpenFaaS's faas-swarm marker: `function=true` on every function service.
-pub const LABEL_FUNCTION_MARKER: &str = "function";
+pub(crate) const LABEL_FUNCTION_MARKER: &str = "function";
 /// The namespace a service or secret belongs to.
-pub const LABEL_NAMESPACE: &str = "com.openfaas.namespace";
+pub(crate) const LABEL_NAMESPACE: &str = "com.openfaas.namespace";
 /// Annotations are stored as service labels under this prefix (as faas-swarm does).
-pub const ANNOTATION_PREFIX: &str = "com.openfaas.annotations.";
+pub(crate) const ANNOTATION_PREFIX: &str = "com.openfaas.annotations.";
 /// The logical name of a secret (its Docker name changes on every rotation).
-pub const LABEL_SECRET: &str = "com.openfaas.secret";
+pub(crate) const LABEL_SECRET: &str = "com.openfaas.secret";
 /// Marks what faas-rs created (networks, secrets), so that cleanup never touches anything else.
-pub const LABEL_MANAGED: &str = "com.faas-rs.managed";
+pub(crate) const LABEL_MANAGED: &str = "com.faas-rs.managed";
 /// The environment variable the watchdog runs.
-pub const ENV_FPROCESS: &str = "fprocess";
-pub use faas_core::model::{ENV_FUNCTION_NAME, ENV_NAMESPACE};
+pub(crate) const ENV_FPROCESS: &str = "fprocess";
+use faas_core::model::{ENV_FUNCTION_NAME, ENV_NAMESPACE};
 /// Where secrets are mounted in a function's container.
-pub const SECRETS_DIR: &str = "/var/openfaas/secrets";
+pub(crate) const SECRETS_DIR: &str = "/var/openfaas/secrets";
 
 /// A Docker secret a deployment refers to, resolved from its logical name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretRef {
+pub(crate) struct SecretRef {
     /// The logical (OpenFaaS) name: the file name under [`SECRETS_DIR`].
-    pub name: String,
+    pub(crate) name: String,
     /// The Docker secret id.
-    pub id: String,
+    pub(crate) id: String,
     /// The Docker secret name (the logical name, plus a revision suffix after a rotation).
-    pub docker_name: String,
+    pub(crate) docker_name: String,
 }
 
 /// Builds the service spec of a deployment with `replicas` replicas.
@@ -51,7 +51,7 @@ pub struct SecretRef {
 ///
 /// # Errors
 /// [`Error::Invalid`] when limits, requests or constraints cannot be expressed on Swarm.
-pub fn service_spec(
+pub(crate) fn service_spec(
     deployment: &FunctionDeployment,
     namespace: &str,
     replicas: u64,
@@ -225,7 +225,7 @@ pub fn service_spec(
 }
 
 /// Whether a service is a function of `namespace` (only those are listed and managed).
-pub fn is_function_of(service: &Service, namespace: &str) -> bool {
+pub(crate) fn is_function_of(service: &Service, namespace: &str) -> bool {
     let Some(labels) = service.spec.as_ref().and_then(|s| s.labels.as_ref()) else {
         return false;
     };
@@ -238,7 +238,7 @@ pub fn is_function_of(service: &Service, namespace: &str) -> bool {
 }
 
 /// The desired replica count of a replicated service.
-pub fn desired_replicas(service: &Service) -> u64 {
+pub(crate) fn desired_replicas(service: &Service) -> u64 {
     service
         .spec
         .as_ref()
@@ -249,7 +249,11 @@ pub fn desired_replicas(service: &Service) -> u64 {
 }
 
 /// The status of a function service with `available` ready replicas.
-pub fn function_status(service: &Service, namespace: &str, available: u64) -> FunctionStatus {
+pub(crate) fn function_status(
+    service: &Service,
+    namespace: &str,
+    available: u64,
+) -> FunctionStatus {
     let spec = service.spec.clone().unwrap_or_default();
     let container = spec
         .task_template
@@ -355,7 +359,7 @@ fn resources_of(nano_cpus: Option<i64>, memory_bytes: Option<i64>) -> Option<Fun
 ///
 /// # Errors
 /// [`Error::Invalid`] blaming `field` when the value is not a positive quantity.
-pub fn parse_cpu(field: &str, value: &str) -> Result<Option<i64>> {
+pub(crate) fn parse_cpu(field: &str, value: &str) -> Result<Option<i64>> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);
@@ -384,7 +388,7 @@ pub fn parse_cpu(field: &str, value: &str) -> Result<Option<i64>> {
 ///
 /// # Errors
 /// [`Error::Invalid`] blaming `field` when the value is not a positive quantity.
-pub fn parse_memory(field: &str, value: &str) -> Result<Option<i64>> {
+pub(crate) fn parse_memory(field: &str, value: &str) -> Result<Option<i64>> {
     let value = value.trim();
     if value.is_empty() {
         return Ok(None);

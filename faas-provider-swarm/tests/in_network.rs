@@ -16,7 +16,6 @@ use bollard::models::{
     Mount, MountType, NetworkAttachmentConfig, ServiceSpec, ServiceSpecMode,
     ServiceSpecModeReplicated, TaskSpec, TaskSpecContainerSpec, TaskSpecPlacement,
 };
-use faas_provider_swarm::tasks::Task;
 use faas_provider_swarm::{Resolution, SwarmConfig, SwarmProvider};
 use serde_json::{Value, json};
 
@@ -92,7 +91,7 @@ async fn gateway_port(docker: &Docker, service: &str) -> u16 {
             filters: Some(filters),
         };
         let tasks = docker.list_tasks(Some(options)).await.ok()?;
-        // bollard's Task carries the port status; the crate's own Task model is checked against it
+        // bollard's Task carries the port status of a running task
         let task = tasks.into_iter().find(|t| {
             t.status
                 .as_ref()
@@ -100,9 +99,14 @@ async fn gateway_port(docker: &Docker, service: &str) -> u16 {
                 .map(|s| s.to_string())
                 == Some("running".into())
         })?;
-        let json = serde_json::to_value(&task).ok()?;
-        let ours: Task = serde_json::from_value(json).ok()?;
-        ours.published_port(8080)
+        task.status?
+            .port_status?
+            .ports?
+            .into_iter()
+            .find(|p| p.target_port == Some(8080))?
+            .published_port
+            .and_then(|p| u16::try_from(p).ok())
+            .filter(|p| *p != 0)
     })
     .await
 }
