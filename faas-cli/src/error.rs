@@ -29,12 +29,13 @@ pub enum Error {
         message: String,
     },
     /// A stack file cannot be read or is invalid.
-    #[error("stack file {path}: {message}")]
+    #[error("stack file {path}")]
     Stack {
         /// The file.
         path: String,
         /// What is wrong.
-        message: String,
+        #[source]
+        source: crate::stack::StackError,
     },
     /// A command-line argument is invalid.
     #[error("{0}")]

@@ -26,27 +26,54 @@
 //! `fprocess` keep their own variables.
 
 use std::collections::BTreeMap;
-use std::fmt;
 use std::path::{Path, PathBuf};
 
 use faas_core::model::{FunctionDeployment, FunctionResources};
-use serde::de::{self, Deserializer, MapAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::{Error, Result};
+
+/// What is wrong with a stack file (the `source` of [`Error::Stack`]).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StackError {
+    /// The file cannot be read.
+    #[error("cannot read it")]
+    Read(#[source] std::io::Error),
+    /// A `${` has no closing `}`.
+    #[error("unterminated ${{")]
+    Unterminated,
+    /// A `${...}` does not name a variable (letters, digits and `_`).
+    #[error("invalid variable reference ${{{0}}}")]
+    BadReference(String),
+    /// The YAML is invalid or does not have a stack file's shape.
+    #[error("invalid YAML")]
+    Yaml(#[source] Box<serde_saphyr::Error>),
+    /// A function's name is not a valid function name.
+    #[error("function {name:?}: {message}")]
+    FunctionName {
+        /// The name in the file.
+        name: String,
+        /// Why it is not valid.
+        message: String,
+    },
+    /// The function asked for is not in the file.
+    #[error("no function {0:?} in the stack file")]
+    NoFunction(String),
+}
 
 /// A parsed stack file.
 #[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 #[non_exhaustive]
 pub struct Stack {
     /// The stack format version (`1.0`), kept as written.
-    #[serde(default, deserialize_with = "opt_scalar_string")]
+    #[serde(default)]
     pub version: Option<String>,
     /// Where to deploy.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub provider: StackProvider,
     /// The functions, by name.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub functions: BTreeMap<String, StackFunction>,
     /// Directory that relative paths in the file (`environment_file`) are resolved against.
     #[serde(skip)]
@@ -73,10 +100,10 @@ pub struct StackProvider {
 #[non_exhaustive]
 pub struct StackResources {
     /// Memory (`128Mi`).
-    #[serde(default, deserialize_with = "opt_scalar_string")]
+    #[serde(default)]
     pub memory: Option<String>,
     /// CPU (`100m`, `0.5`).
-    #[serde(default, deserialize_with = "opt_scalar_string")]
+    #[serde(default)]
     pub cpu: Option<String>,
 }
 
@@ -99,20 +126,20 @@ pub struct StackFunction {
     /// The namespace to deploy to.
     #[serde(default)]
     pub namespace: Option<String>,
-    /// Environment variables (numbers and booleans are accepted and kept as text).
-    #[serde(default, deserialize_with = "scalar_map")]
+    /// Environment variables (numbers and booleans are accepted and kept as written).
+    #[serde(default, deserialize_with = "text_map")]
     pub environment: BTreeMap<String, String>,
     /// YAML files with an `environment:` map each, relative to the stack file.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub environment_file: Vec<String>,
     /// Labels.
-    #[serde(default, deserialize_with = "opt_scalar_map")]
+    #[serde(default, deserialize_with = "opt_text_map")]
     pub labels: Option<BTreeMap<String, String>>,
     /// Annotations.
-    #[serde(default, deserialize_with = "opt_scalar_map")]
+    #[serde(default, deserialize_with = "opt_text_map")]
     pub annotations: Option<BTreeMap<String, String>>,
     /// Secrets to mount.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub secrets: Vec<String>,
     /// Resource limits.
     #[serde(default)]
@@ -121,7 +148,7 @@ pub struct StackFunction {
     #[serde(default)]
     pub requests: Option<StackResources>,
     /// Placement constraints.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub constraints: Vec<String>,
     /// Mount the root filesystem read-only.
     #[serde(default)]
@@ -131,8 +158,19 @@ pub struct StackFunction {
 /// The `environment:` map of an `environment_file`.
 #[derive(Debug, Default, Deserialize)]
 struct EnvironmentFile {
-    #[serde(default, deserialize_with = "scalar_map")]
+    #[serde(default, deserialize_with = "text_map")]
     environment: BTreeMap<String, String>,
+}
+
+/// How `${VAR}` references in a stack file are treated (faas-cli's `--envsubst`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum EnvSubst {
+    /// Replace them from the process environment (faas-cli's default).
+    #[default]
+    Environment,
+    /// Keep the file's text as it is (`--envsubst=false`).
+    Off,
 }
 
 impl Stack {
@@ -141,18 +179,26 @@ impl Stack {
     /// # Errors
     /// [`Error::Stack`] when the file cannot be read, a `${VAR}` is malformed or the YAML is invalid.
     pub fn from_file(path: impl AsRef<Path>) -> Result<Self> {
+        Self::from_file_with(path, EnvSubst::Environment)
+    }
+
+    /// [`Stack::from_file`], with `${VAR}` references treated as `envsubst` says.
+    ///
+    /// # Errors
+    /// As [`Stack::from_file`].
+    pub fn from_file_with(path: impl AsRef<Path>, envsubst: EnvSubst) -> Result<Self> {
         let path = path.as_ref();
-        let text = std::fs::read_to_string(path).map_err(|e| Error::Stack {
+        let stack_err = |source| Error::Stack {
             path: path.display().to_string(),
-            message: e.to_string(),
-        })?;
-        let mut stack =
-            Self::parse(&text, &|name| std::env::var(name).ok()).map_err(|message| {
-                Error::Stack {
-                    path: path.display().to_string(),
-                    message,
-                }
-            })?;
+            source,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| stack_err(StackError::Read(e)))?;
+        let env = |name: &str| std::env::var(name).ok();
+        let mut stack = match envsubst {
+            EnvSubst::Environment => Self::parse(&text, &env),
+            EnvSubst::Off => Self::parse_text(&text),
+        }
+        .map_err(stack_err)?;
         stack.base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
         Ok(stack)
     }
@@ -162,21 +208,28 @@ impl Stack {
     /// # Errors
     /// [`Error::Stack`] when a `${VAR}` is malformed or the YAML is invalid.
     pub fn from_yaml(text: &str) -> Result<Self> {
-        Self::parse(text, &|name| std::env::var(name).ok()).map_err(|message| Error::Stack {
+        Self::parse(text, &|name| std::env::var(name).ok()).map_err(|source| Error::Stack {
             path: "<text>".to_owned(),
-            message,
+            source,
         })
     }
 
     fn parse(
         text: &str,
         env: &dyn Fn(&str) -> Option<String>,
-    ) -> std::result::Result<Self, String> {
-        let text = substitute_env(text, env)?;
-        let stack: Stack = serde_yaml::from_str(&text).map_err(|e| e.to_string())?;
+    ) -> std::result::Result<Self, StackError> {
+        Self::parse_text(&substitute_env(text, env)?)
+    }
+
+    fn parse_text(text: &str) -> std::result::Result<Self, StackError> {
+        let stack: Stack = from_yaml(text)?;
         for name in stack.functions.keys() {
-            faas_core::validate::FunctionName::new(name.as_str())
-                .map_err(|e| format!("function {name:?}: {e}"))?;
+            faas_core::validate::FunctionName::new(name.as_str()).map_err(|e| {
+                StackError::FunctionName {
+                    name: name.clone(),
+                    message: e.message().to_owned(),
+                }
+            })?;
         }
         Ok(stack)
     }
@@ -199,7 +252,7 @@ impl Stack {
     pub fn deployment(&self, name: &str) -> Result<FunctionDeployment> {
         let function = self.functions.get(name).ok_or_else(|| Error::Stack {
             path: self.base_dir.display().to_string(),
-            message: format!("no function {name:?} in the stack file"),
+            source: StackError::NoFunction(name.to_owned()),
         })?;
         function.to_deployment(name, &self.base_dir)
     }
@@ -217,13 +270,13 @@ impl StackFunction {
         deployment.namespace = self.namespace.clone().filter(|n| !n.is_empty());
         for file in &self.environment_file {
             let path = base_dir.join(file);
-            let stack_err = |message: String| Error::Stack {
+            let stack_err = |source| Error::Stack {
                 path: path.display().to_string(),
-                message,
+                source,
             };
-            let text = std::fs::read_to_string(&path).map_err(|e| stack_err(e.to_string()))?;
-            let env: EnvironmentFile =
-                serde_yaml::from_str(&text).map_err(|e| stack_err(e.to_string()))?;
+            let text =
+                std::fs::read_to_string(&path).map_err(|e| stack_err(StackError::Read(e)))?;
+            let env: EnvironmentFile = from_yaml(&text).map_err(stack_err)?;
             deployment.env_vars.extend(env.environment);
         }
         deployment.env_vars.extend(self.environment.clone());
@@ -247,12 +300,19 @@ impl StackResources {
     }
 }
 
+/// Parses YAML with serde-saphyr's defaults (parse budgets on); errors name the line and column
+/// without quoting the source, so that they read as one line.
+fn from_yaml<T: serde::de::DeserializeOwned>(text: &str) -> std::result::Result<T, StackError> {
+    let options = serde_saphyr::options! { with_snippet: false };
+    serde_saphyr::from_str_with_options(text, options).map_err(|e| StackError::Yaml(Box::new(e)))
+}
+
 /// Replaces `${VAR}`, `${VAR:-default}` (default when unset or empty) and `${VAR-default}` (default
 /// when unset); `$$` is a literal `$`. Other `$` are kept.
 fn substitute_env(
     text: &str,
     env: &dyn Fn(&str) -> Option<String>,
-) -> std::result::Result<String, String> {
+) -> std::result::Result<String, StackError> {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find('$') {
@@ -262,9 +322,7 @@ fn substitute_env(
             out.push('$');
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| "unterminated ${ in the stack file".to_owned())?;
+            let end = body.find('}').ok_or(StackError::Unterminated)?;
             let expr = &body[..end];
             let (name, default, empty_is_unset) = if let Some((n, d)) = expr.split_once(":-") {
                 (n, Some(d), true)
@@ -274,9 +332,7 @@ fn substitute_env(
                 (expr, None, false)
             };
             if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
-                return Err(format!(
-                    "invalid variable reference ${{{expr}}} in the stack file"
-                ));
+                return Err(StackError::BadReference(expr.to_owned()));
             }
             let value = match env(name) {
                 Some(v) if !(empty_is_unset && v.is_empty()) => v,
@@ -293,69 +349,31 @@ fn substitute_env(
     Ok(out)
 }
 
-/// A YAML scalar (string, number, boolean) as text.
-fn scalar_to_string<E: de::Error>(value: serde_yaml::Value) -> std::result::Result<String, E> {
-    match value {
-        serde_yaml::Value::String(s) => Ok(s),
-        serde_yaml::Value::Number(n) => Ok(n.to_string()),
-        serde_yaml::Value::Bool(b) => Ok(b.to_string()),
-        serde_yaml::Value::Null => Ok(String::new()),
-        other => Err(E::custom(format!(
-            "expected a string, number or boolean, found {other:?}"
-        ))),
-    }
+/// A present but empty section (`secrets:`) as the type's default.
+fn null_as_default<'de, D, T>(d: D) -> std::result::Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
-fn opt_scalar_string<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<Option<String>, D::Error> {
-    match Option::<serde_yaml::Value>::deserialize(d)? {
-        None | Some(serde_yaml::Value::Null) => Ok(None),
-        Some(v) => scalar_to_string(v).map(Some),
-    }
-}
-
-fn scalar_map<'de, D: Deserializer<'de>>(
-    d: D,
-) -> std::result::Result<BTreeMap<String, String>, D::Error> {
-    Ok(opt_scalar_map(d)?.unwrap_or_default())
-}
-
-fn opt_scalar_map<'de, D: Deserializer<'de>>(
+/// A map of names to scalars kept as written (`true`, `3`, `10s`); an empty value is `""`.
+fn opt_text_map<'de, D: Deserializer<'de>>(
     d: D,
 ) -> std::result::Result<Option<BTreeMap<String, String>>, D::Error> {
-    struct MapVisitor;
-    impl<'de> Visitor<'de> for MapVisitor {
-        type Value = Option<BTreeMap<String, String>>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("a map of names to values")
-        }
-        fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
-            Ok(None)
-        }
-        fn visit_some<D: Deserializer<'de>>(
-            self,
-            d: D,
-        ) -> std::result::Result<Self::Value, D::Error> {
-            d.deserialize_any(self)
-        }
-        fn visit_map<A: MapAccess<'de>>(
-            self,
-            mut map: A,
-        ) -> std::result::Result<Self::Value, A::Error> {
-            let mut out = BTreeMap::new();
-            while let Some((key, value)) =
-                map.next_entry::<serde_yaml::Value, serde_yaml::Value>()?
-            {
-                out.insert(scalar_to_string(key)?, scalar_to_string(value)?);
-            }
-            Ok(Some(out))
-        }
-    }
-    d.deserialize_option(MapVisitor)
+    let map = Option::<BTreeMap<String, Option<String>>>::deserialize(d)?;
+    Ok(map.map(|m| {
+        m.into_iter()
+            .map(|(k, v)| (k, v.unwrap_or_default()))
+            .collect()
+    }))
+}
+
+fn text_map<'de, D: Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<BTreeMap<String, String>, D::Error> {
+    Ok(opt_text_map(d)?.unwrap_or_default())
 }
 
 #[cfg(test)]
@@ -463,23 +481,52 @@ functions:
     #[test]
     fn rejects_bad_references_names_and_yaml() {
         let env = |_: &str| None;
+        let err = Stack::parse("functions: ${OOPS", &env).unwrap_err();
+        assert!(matches!(err, StackError::Unterminated), "{err:?}");
+        assert!(err.to_string().contains("unterminated"));
+        let err = Stack::parse("a: ${no spaces}", &env).unwrap_err();
         assert!(
-            Stack::parse("functions: ${OOPS", &env)
-                .unwrap_err()
-                .contains("unterminated")
+            matches!(&err, StackError::BadReference(r) if r == "no spaces"),
+            "{err:?}"
         );
-        assert!(
-            Stack::parse("a: ${no spaces}", &env)
-                .unwrap_err()
-                .contains("invalid variable")
+        assert!(err.to_string().contains("invalid variable"));
+        let err = Stack::parse("functions:\n  Bad_Name:\n    image: x\n", &env).unwrap_err();
+        assert!(matches!(&err, StackError::FunctionName { name, .. } if name == "Bad_Name"));
+        assert!(err.to_string().contains("Bad_Name"), "{err}");
+        for bad in [
+            "functions: [1, 2]",
+            "functions:\n  f:\n    environment:\n      a: [1]\n",
+            "functions:\n  f:\n    image: [x\n",
+        ] {
+            let err = Stack::parse(bad, &env).unwrap_err();
+            assert!(matches!(err, StackError::Yaml(_)), "{bad}: {err:?}");
+            let cause = std::error::Error::source(&err).unwrap().to_string();
+            assert!(cause.contains("line "), "{cause}");
+            assert_eq!(cause.lines().count(), 1, "{cause}");
+        }
+    }
+
+    #[test]
+    fn alias_bombs_are_refused() {
+        // nine levels of nine aliases: 9^9 nodes if expanded
+        let mut text = String::from("a0: &a0 [x]\n");
+        for i in 1..10 {
+            let refs = vec![format!("*a{}", i - 1); 9].join(", ");
+            text.push_str(&format!("a{i}: &a{i} [{refs}]\n"));
+        }
+        text.push_str("functions: {}\n");
+        let err = Stack::parse(&text, &|_| None).unwrap_err();
+        assert!(matches!(err, StackError::Yaml(_)), "{err:?}");
+    }
+
+    #[test]
+    fn a_stack_written_as_yaml_reads_back_the_same() {
+        let stack = parse(
+            "version: 1.0\nprovider:\n  name: openfaas\nfunctions:\n  f:\n    image: x\n    \
+             environment:\n      n: 3\n      t: true\n    labels:\n      a: b\n    secrets: [s]\n",
         );
-        assert!(
-            Stack::parse("functions:\n  Bad_Name:\n    image: x\n", &env)
-                .unwrap_err()
-                .contains("Bad_Name")
-        );
-        assert!(Stack::parse("functions: [1, 2]", &env).is_err());
-        assert!(Stack::parse("functions:\n  f:\n    environment:\n      a: [1]\n", &env).is_err());
+        let text = serde_saphyr::to_string(&stack).unwrap();
+        assert_eq!(parse(&text), stack, "{text}");
     }
 
     #[test]
