@@ -169,7 +169,11 @@ mod tests {
                 "the task template (what Swarm rolls replicas for) is untouched"
             );
         }
-        // a spec without a mode (never written by faas-rs) gets a replicated one
+    }
+
+    #[test]
+    fn a_spec_without_a_mode_gets_a_replicated_one() {
+        // never written by faas-rs, but a service edited by hand could lack it
         let mut bare = serde_json::json!({"Name": "x"});
         set_replicas(&mut bare, 2);
         assert_eq!(bare["Mode"]["Replicated"]["Replicas"], 2);
