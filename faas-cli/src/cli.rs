@@ -1,10 +1,13 @@
 //! The command line: [`Cli`] and its [`Command`]s, parsed with clap.
 
+use std::path::{Path, PathBuf};
+
 use clap::{Args, Parser, Subcommand};
 
-use crate::Result;
 use crate::client::{Credentials, DEFAULT_GATEWAY, GatewayClient};
 use crate::cmd;
+use crate::stack::{EnvSubst, Stack};
+use crate::{Error, Result};
 
 /// `faas`: run a FaaS platform on this machine, and drive any OpenFaaS-compatible gateway.
 #[derive(Debug, Parser)]
@@ -111,6 +114,166 @@ impl GatewayArgs {
     }
 }
 
+/// A stack file, as faas-cli's global `-f/--yaml` and `--envsubst` name it.
+#[derive(Debug, Clone, Default, Args)]
+pub struct StackFileArgs {
+    /// A stack file (stack.yml); its `provider.gateway` is the gateway unless --gateway is given.
+    #[arg(
+        short = 'f',
+        long = "yaml",
+        visible_alias = "file",
+        value_name = "FILE"
+    )]
+    pub file: Option<PathBuf>,
+    /// Replace ${VAR} in the stack file from the environment; --envsubst=false keeps the text.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "true",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub envsubst: bool,
+}
+
+/// The stack file names faas-cli looks for when none is given, in this order.
+pub const DEFAULT_STACK_FILES: [&str; 2] = ["stack.yml", "stack.yaml"];
+
+impl StackFileArgs {
+    /// How `${VAR}` references are treated.
+    pub fn envsubst(&self) -> EnvSubst {
+        if self.envsubst {
+            EnvSubst::Environment
+        } else {
+            EnvSubst::Off
+        }
+    }
+
+    /// The stack file `-f` names, parsed; `None` without `-f`.
+    ///
+    /// # Errors
+    /// [`Error::Stack`] when it cannot be read or is invalid.
+    pub fn load(&self) -> Result<Option<Stack>> {
+        self.file
+            .as_ref()
+            .map(|path| Stack::from_file_with(path, self.envsubst()))
+            .transpose()
+    }
+
+    /// The stack file `-f` names, else `stack.yml` or `stack.yaml` in `dir` when one exists (as
+    /// faas-cli finds its default stack file), with its path.
+    ///
+    /// # Errors
+    /// [`Error::Stack`] when it cannot be read or is invalid.
+    pub fn load_or_default(&self, dir: &Path) -> Result<Option<(PathBuf, Stack)>> {
+        let path = match &self.file {
+            Some(path) => path.clone(),
+            None => match DEFAULT_STACK_FILES
+                .iter()
+                .map(|name| dir.join(name))
+                .find(|path| path.is_file())
+            {
+                Some(path) => path,
+                None => return Ok(None),
+            },
+        };
+        let stack = Stack::from_file_with(&path, self.envsubst())?;
+        Ok(Some((path, stack)))
+    }
+
+    /// The gateway the stack file names (`provider.gateway`), if any.
+    ///
+    /// # Errors
+    /// As [`StackFileArgs::load`].
+    pub fn gateway(&self) -> Result<Option<String>> {
+        Ok(self.load()?.and_then(|stack| stack.provider.gateway))
+    }
+}
+
+/// Which functions of a stack file: faas-cli's `--filter` (wildcards) and `--regex`.
+#[derive(Debug, Clone, Default, Args)]
+pub struct FunctionFilter {
+    /// Only the functions whose name matches this wildcard pattern (`*gif*`, or a name; repeatable).
+    #[arg(long, value_name = "PATTERN")]
+    pub filter: Vec<String>,
+    /// Only the functions whose name matches this regular expression (anywhere in the name).
+    #[arg(long, value_name = "REGEX", conflicts_with = "filter")]
+    pub regex: Option<String>,
+}
+
+impl FunctionFilter {
+    /// Whether any filter is set.
+    pub fn is_set(&self) -> bool {
+        !self.filter.is_empty() || self.regex.is_some()
+    }
+
+    /// The names of `names` the filters select, in their order.
+    ///
+    /// # Errors
+    /// [`Error::InvalidArgument`] for an invalid pattern or expression, or one that selects no
+    /// function (it names `file`).
+    pub fn select<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+        file: &Path,
+    ) -> Result<Vec<String>> {
+        let names: Vec<&str> = names.into_iter().collect();
+        let none = |flag: &str, pattern: &str| {
+            Error::InvalidArgument(format!(
+                "no function in {} matches {flag} {pattern:?}",
+                file.display()
+            ))
+        };
+        if let Some(expression) = &self.regex {
+            let regex = regex::Regex::new(expression)
+                .map_err(|e| Error::InvalidArgument(format!("--regex {expression:?}: {e}")))?;
+            let selected: Vec<String> = names
+                .iter()
+                .filter(|name| regex.is_match(name))
+                .map(|name| (*name).to_owned())
+                .collect();
+            if selected.is_empty() {
+                return Err(none("--regex", expression));
+            }
+            return Ok(selected);
+        }
+        if self.filter.is_empty() {
+            return Ok(names.iter().map(|name| (*name).to_owned()).collect());
+        }
+        let mut patterns = Vec::with_capacity(self.filter.len());
+        for text in &self.filter {
+            let pattern = glob::Pattern::new(text)
+                .map_err(|e| Error::InvalidArgument(format!("--filter {text:?}: {e}")))?;
+            if !names.iter().any(|name| pattern.matches(name)) {
+                return Err(none("--filter", text));
+            }
+            patterns.push(pattern);
+        }
+        Ok(names
+            .iter()
+            .filter(|name| patterns.iter().any(|p| p.matches(name)))
+            .map(|name| (*name).to_owned())
+            .collect())
+    }
+}
+
+/// Parses an HTTP header as faas-cli's `-H` takes it: `NAME=VALUE` or `NAME: VALUE`.
+///
+/// # Errors
+/// A message when there is neither `=` nor `:`, or the name is empty.
+pub fn parse_header(s: &str) -> std::result::Result<(String, String), String> {
+    let at = s.find(['=', ':']);
+    match at {
+        Some(at) if at > 0 => {
+            let (name, value) = (&s[..at], &s[at + 1..]);
+            Ok((name.trim().to_owned(), value.trim_start().to_owned()))
+        }
+        _ => Err(format!("expected NAME=VALUE or \"NAME: VALUE\", got {s:?}")),
+    }
+}
+
 /// Parses `key=value` (the value may contain `=`).
 ///
 /// # Errors
@@ -138,6 +301,55 @@ mod tests {
         assert_eq!(parse_key_value("a="), Ok(("a".into(), String::new())));
         assert!(parse_key_value("=b").is_err());
         assert!(parse_key_value("ab").is_err());
+    }
+
+    #[test]
+    fn headers_take_either_separator() {
+        assert_eq!(
+            parse_header("X-Ping-Url=http://a:1/b"),
+            Ok(("X-Ping-Url".into(), "http://a:1/b".into()))
+        );
+        assert_eq!(
+            parse_header("Content-Type: application/json"),
+            Ok(("Content-Type".into(), "application/json".into()))
+        );
+        assert_eq!(
+            parse_header("X-Empty="),
+            Ok(("X-Empty".into(), String::new()))
+        );
+        assert!(parse_header("nothing").is_err());
+        assert!(parse_header(": v").is_err());
+    }
+
+    #[test]
+    fn filters_select_by_wildcard_or_expression() {
+        let names = ["resize-gif", "resize-png", "hello"];
+        let file = Path::new("stack.yml");
+        let select = |filter: &[&str], regex: Option<&str>| {
+            FunctionFilter {
+                filter: filter.iter().map(|f| (*f).to_owned()).collect(),
+                regex: regex.map(str::to_owned),
+            }
+            .select(names, file)
+        };
+        assert_eq!(select(&[], None).unwrap(), names);
+        assert_eq!(select(&["*gif*"], None).unwrap(), ["resize-gif"]);
+        // in the file's order, each name once
+        assert_eq!(
+            select(&["hello", "resize-*", "*"], None).unwrap(),
+            ["resize-gif", "resize-png", "hello"]
+        );
+        assert_eq!(select(&[], Some("png$")).unwrap(), ["resize-png"]);
+        assert_eq!(
+            select(&[], Some("^resize")).unwrap(),
+            ["resize-gif", "resize-png"]
+        );
+        let err = select(&["nope*"], None).unwrap_err();
+        assert!(err.to_string().contains("--filter \"nope*\""), "{err}");
+        assert!(err.to_string().contains("stack.yml"), "{err}");
+        assert!(select(&[], Some("(")).is_err());
+        assert!(select(&[], Some("zzz")).is_err());
+        assert!(select(&["[z"], None).is_err());
     }
 
     #[test]

@@ -75,13 +75,16 @@ impl fmt::Debug for Credentials {
     }
 }
 
-/// Whether [`GatewayClient::deploy`] updated an existing function or created a new one.
+/// Whether a deployment updated an existing function, created a new one or replaced one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DeployOutcome {
     /// `PUT` succeeded: the function existed and was updated.
     Updated,
-    /// `PUT` answered 404, then `POST` created the function.
+    /// `POST` created the function (after `PUT` answered 404, or without trying `PUT`).
     Created,
+    /// `DELETE` removed the function (or it did not exist), then `POST` created it.
+    Replaced,
 }
 
 /// What a request is about, to word a 404 or 409.

@@ -106,7 +106,7 @@ async fn client_commands_drive_a_gateway() {
     assert_eq!(faas.wait_available("echo", 2).await["replicas"], 2);
 
     // Logs: the function wrote a line on stderr.
-    let logs = ok(&faas.cli(&["logs", "sec", "--tail", "100"]));
+    let logs = ok(&faas.cli(&["logs", "sec", "--lines", "100"]));
     assert!(logs.contains("read the secret"), "{logs}");
     let json_logs = ok(&faas.cli(&["logs", "sec", "--json", "--since", "10m"]));
     let first: Value = serde_json::from_str(json_logs.lines().next().unwrap()).unwrap();

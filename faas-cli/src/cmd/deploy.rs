@@ -1,14 +1,13 @@
 //! `faas deploy`: deploy functions from a stack file or from flags, as faas-cli does (PUT, then POST
-//! when the function does not exist).
+//! when the function does not exist; `--replace` removes and creates; `--update=false` only creates).
 
-use std::path::PathBuf;
+use std::path::Path;
 
 use clap::Args;
 use faas_core::model::FunctionDeployment;
 
-use crate::cli::{GatewayArgs, parse_key_value};
-use crate::client::DeployOutcome;
-use crate::stack::Stack;
+use crate::cli::{FunctionFilter, GatewayArgs, StackFileArgs, parse_key_value};
+use crate::client::{DeployOutcome, GatewayClient};
 use crate::{Error, Result};
 
 /// Arguments of `faas deploy`.
@@ -17,20 +16,21 @@ pub struct DeployArgs {
     /// Gateway options.
     #[command(flatten)]
     pub gateway: GatewayArgs,
-    /// A stack file (stack.yml) whose functions to deploy.
-    #[arg(short = 'f', long = "yaml", visible_alias = "file", conflicts_with_all = ["name", "image", "fprocess"])]
-    pub file: Option<PathBuf>,
-    /// With -f: deploy only this function of the stack file (repeatable).
-    #[arg(long, requires = "file")]
-    pub filter: Vec<String>,
-    /// The function's name (without -f).
-    #[arg(long, required_unless_present = "file")]
+    /// The stack file whose functions to deploy [default: ./stack.yml or ./stack.yaml, when
+    /// --name is not given].
+    #[command(flatten)]
+    pub stack: StackFileArgs,
+    /// With a stack file: which of its functions.
+    #[command(flatten)]
+    pub select: FunctionFilter,
+    /// The function's name (deploys one function from flags, without a stack file).
+    #[arg(long, conflicts_with = "file")]
     pub name: Option<String>,
     /// The image (on the local provider: a directory used as the working directory).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     pub image: Option<String>,
     /// The process the watchdog runs.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "file")]
     pub fprocess: Option<String>,
     /// An environment variable, KEY=VALUE (repeatable; overrides the stack file's).
     #[arg(short = 'e', long = "env", value_parser = parse_key_value)]
@@ -48,37 +48,82 @@ pub struct DeployArgs {
     #[arg(long = "constraint")]
     pub constraints: Vec<String>,
     /// Mount the root filesystem read-only.
-    #[arg(long)]
-    pub readonly_root_filesystem: bool,
+    #[arg(long = "readonly", visible_alias = "readonly-root-filesystem")]
+    pub readonly: bool,
+    /// Update a function that exists (PUT, a rolling update); --update=false only creates, and
+    /// fails for a function that exists.
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub update: Option<bool>,
+    /// Remove a function that exists, then create it anew (instead of a rolling update).
+    #[arg(
+        long,
+        value_name = "BOOL",
+        num_args = 0..=1,
+        require_equals = true,
+        default_value = "false",
+        default_missing_value = "true",
+        action = clap::ArgAction::Set
+    )]
+    pub replace: bool,
+}
+
+/// How a function that may exist is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// PUT, then POST when it does not exist (faas-cli's default, `--update`).
+    Update,
+    /// DELETE (when it exists), then POST (`--replace`).
+    Replace,
+    /// POST only (`--update=false`).
+    Create,
 }
 
 impl DeployArgs {
-    /// The deployments these arguments describe: the stack file's (filtered), or the one of the flags;
-    /// flags (`--env`, `--label`...) are applied to each.
+    /// The deployments these arguments describe, and the stack file's gateway: the stack file's
+    /// functions (filtered), or the one of the flags; flags (`--env`, `--label`...) are applied
+    /// to each. Without `--name` or `-f`, `stack.yml` (or `stack.yaml`) in `dir` is the stack file.
     ///
     /// # Errors
-    /// [`Error::Stack`] for an invalid stack file, [`Error::InvalidArgument`] for an unknown `--filter`.
-    pub fn deployments(&self) -> Result<(Vec<FunctionDeployment>, Option<String>)> {
-        let (mut deployments, stack_gateway) = match &self.file {
-            Some(path) => {
-                let stack = Stack::from_file(path)?;
-                for name in &self.filter {
-                    if !stack.functions.contains_key(name) {
-                        return Err(Error::InvalidArgument(format!(
-                            "no function {name:?} in {}",
-                            path.display()
-                        )));
-                    }
-                }
+    /// [`Error::Stack`] for an invalid stack file, [`Error::InvalidArgument`] for a filter that
+    /// selects nothing or when there is neither a stack file nor `--name`.
+    pub fn deployments_in(&self, dir: &Path) -> Result<(Vec<FunctionDeployment>, Option<String>)> {
+        let stack = if self.name.is_some() {
+            None
+        } else {
+            self.stack.load_or_default(dir)?
+        };
+        let (mut deployments, stack_gateway) = match stack {
+            Some((path, stack)) => {
+                let names = self
+                    .select
+                    .select(stack.functions.keys().map(String::as_str), &path)?;
                 let deployments = stack
                     .deployments()?
                     .into_iter()
-                    .filter(|d| self.filter.is_empty() || self.filter.contains(&d.service))
+                    .filter(|d| names.contains(&d.service))
                     .collect();
                 (deployments, stack.provider.gateway.clone())
             }
+            None if self.select.is_set() => {
+                return Err(Error::InvalidArgument(
+                    "--filter and --regex select functions of a stack file: pass -f FILE".into(),
+                ));
+            }
             None => {
-                let name = self.name.clone().unwrap_or_default();
+                let name = self.name.clone().ok_or_else(|| {
+                    Error::InvalidArgument(format!(
+                        "nothing to deploy: pass -f FILE, --name NAME --image IMAGE, or run in a \
+                         directory with {}",
+                        crate::cli::DEFAULT_STACK_FILES.join(" or ")
+                    ))
+                })?;
                 let mut d = FunctionDeployment::new(name, self.image.clone().unwrap_or_default());
                 d.env_process = self.fprocess.clone();
                 (vec![d], None)
@@ -105,9 +150,48 @@ impl DeployArgs {
                 }
             }
             d.constraints.extend(self.constraints.iter().cloned());
-            d.read_only_root_filesystem |= self.readonly_root_filesystem;
+            d.read_only_root_filesystem |= self.readonly;
         }
         Ok((deployments, stack_gateway))
+    }
+
+    /// [`DeployArgs::deployments_in`] the current directory.
+    ///
+    /// # Errors
+    /// As [`DeployArgs::deployments_in`].
+    pub fn deployments(&self) -> Result<(Vec<FunctionDeployment>, Option<String>)> {
+        self.deployments_in(Path::new("."))
+    }
+
+    fn mode(&self) -> Result<Mode> {
+        match (self.update, self.replace) {
+            (Some(true), true) => Err(Error::InvalidArgument(
+                "--update and --replace exclude each other: --replace removes and re-creates a \
+                 function, --update rolls it to the new configuration"
+                    .into(),
+            )),
+            (_, true) => Ok(Mode::Replace),
+            (Some(false), false) => Ok(Mode::Create),
+            (_, false) => Ok(Mode::Update),
+        }
+    }
+}
+
+async fn deploy_one(
+    client: &GatewayClient,
+    mode: Mode,
+    d: &FunctionDeployment,
+) -> Result<DeployOutcome> {
+    match mode {
+        Mode::Update => client.deploy(d).await,
+        Mode::Create => client.create(d).await.map(|()| DeployOutcome::Created),
+        Mode::Replace => {
+            match client.remove(&d.service, d.namespace.as_deref()).await {
+                Ok(()) | Err(Error::Status { status: 404, .. }) => {}
+                Err(e) => return Err(e),
+            }
+            client.create(d).await.map(|()| DeployOutcome::Replaced)
+        }
     }
 }
 
@@ -117,15 +201,17 @@ impl DeployArgs {
 /// The failure of a single deployment; with several, each failure is reported on stderr and the
 /// error counts them.
 pub async fn run(args: DeployArgs) -> Result<()> {
+    let mode = args.mode()?;
     let (deployments, stack_gateway) = args.deployments()?;
     let client = args.gateway.client(stack_gateway.as_deref())?;
     let mut failed = 0;
     for d in &deployments {
-        match client.deploy(d).await {
+        match deploy_one(&client, mode, d).await {
             Ok(outcome) => {
                 let verb = match outcome {
                     DeployOutcome::Updated => "updated",
                     DeployOutcome::Created => "created",
+                    DeployOutcome::Replaced => "replaced",
                 };
                 let url = client.function_url(&d.service, d.namespace.as_deref());
                 super::print(&format!("deployed {} ({verb}): {url}\n", d.service))?;
@@ -189,6 +275,7 @@ mod tests {
         ]);
         let (ds, gateway) = a.deployments().unwrap();
         assert_eq!(gateway, None);
+        assert_eq!(a.mode().unwrap(), Mode::Update);
         let d = &ds[0];
         assert_eq!((d.service.as_str(), d.image.as_str()), ("f", "img"));
         assert_eq!(d.env_process.as_deref(), Some("cat"));
@@ -227,8 +314,60 @@ mod tests {
                 .deployments()
                 .is_err()
         );
-        // -f and --name exclude each other; one of them is required.
+        let (ds, _) = args(&["-f", path, "--regex", "^a$"]).deployments().unwrap();
+        assert_eq!(ds.len(), 1);
+        assert_eq!(ds[0].service, "a");
+        // -f and --name exclude each other; without either, the directory's stack.yml is used
         assert!(Args::try_parse_from(["deploy", "-f", path, "--name", "x"]).is_err());
-        assert!(Args::try_parse_from(["deploy"]).is_err());
+        let (ds, gateway) = args(&[]).deployments_in(dir.path()).unwrap();
+        assert_eq!(ds.len(), 2);
+        assert_eq!(gateway.as_deref(), Some("http://gw:8080"));
+        let empty = tempfile::tempdir().unwrap();
+        let err = args(&[]).deployments_in(empty.path()).unwrap_err();
+        assert!(err.to_string().contains("stack.yml"), "{err}");
+        assert!(
+            args(&["--filter", "a"])
+                .deployments_in(empty.path())
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn update_and_replace_choose_how_an_existing_function_is_deployed() {
+        let mode = |argv: &[&str]| {
+            let mut full = vec!["--name", "f", "--image", "x"];
+            full.extend_from_slice(argv);
+            args(&full).mode()
+        };
+        assert_eq!(mode(&[]).unwrap(), Mode::Update);
+        assert_eq!(mode(&["--update"]).unwrap(), Mode::Update);
+        assert_eq!(mode(&["--update=false"]).unwrap(), Mode::Create);
+        assert_eq!(mode(&["--replace"]).unwrap(), Mode::Replace);
+        assert_eq!(
+            mode(&["--replace=true", "--update=false"]).unwrap(),
+            Mode::Replace
+        );
+        assert!(mode(&["--replace", "--update=true"]).is_err());
+        // faas-cli's spelling and ours
+        assert!(args(&["--name", "f", "--readonly"]).readonly);
+        assert!(args(&["--name", "f", "--readonly-root-filesystem"]).readonly);
+    }
+
+    #[test]
+    fn envsubst_off_keeps_references() {
+        let dir = tempfile::tempdir().unwrap();
+        let stack = dir.path().join("stack.yml");
+        std::fs::write(
+            &stack,
+            "functions:\n  a:\n    image: x\n    environment:\n      v: ${FAAS_CLI_TEST_UNSET_VAR:-d}\n",
+        )
+        .unwrap();
+        let path = stack.to_str().unwrap();
+        let (ds, _) = args(&["-f", path]).deployments().unwrap();
+        assert_eq!(ds[0].env_vars["v"], "d");
+        let (ds, _) = args(&["-f", path, "--envsubst=false"])
+            .deployments()
+            .unwrap();
+        assert_eq!(ds[0].env_vars["v"], "${FAAS_CLI_TEST_UNSET_VAR:-d}");
     }
 }

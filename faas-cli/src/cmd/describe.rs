@@ -4,7 +4,7 @@ use clap::Args;
 use faas_core::model::FunctionStatus;
 
 use crate::Result;
-use crate::cli::GatewayArgs;
+use crate::cli::{GatewayArgs, StackFileArgs};
 
 /// Arguments of `faas describe`.
 #[derive(Debug, Clone, Args)]
@@ -12,6 +12,9 @@ pub struct DescribeArgs {
     /// Gateway options.
     #[command(flatten)]
     pub gateway: GatewayArgs,
+    /// A stack file naming the gateway.
+    #[command(flatten)]
+    pub stack: StackFileArgs,
     /// The function.
     pub name: String,
     /// Print the gateway's JSON instead of text.
@@ -24,7 +27,8 @@ pub struct DescribeArgs {
 /// # Errors
 /// When the gateway cannot be reached, or the function does not exist (404).
 pub async fn run(args: DescribeArgs) -> Result<()> {
-    let client = args.gateway.client(None)?;
+    let stack_gateway = args.stack.gateway()?;
+    let client = args.gateway.client(stack_gateway.as_deref())?;
     let namespace = args.gateway.namespace();
     let f = client.get(&args.name, namespace).await?;
     if args.json {

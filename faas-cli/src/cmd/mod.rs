@@ -5,6 +5,7 @@ pub mod describe;
 pub mod invoke;
 mod invoke_async;
 pub mod list;
+mod log_format;
 pub mod logs;
 pub mod queue;
 pub mod remove;

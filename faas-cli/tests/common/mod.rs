@@ -247,6 +247,21 @@ impl Faas {
         self.cli_with_stdin(args, b"")
     }
 
+    /// Runs a client command in `dir` without `OPENFAAS_URL` (the gateway comes from a flag or
+    /// the stack file there), with its credentials.
+    pub fn cli_in(&self, dir: &Path, args: &[&str]) -> Output {
+        let mut command = Command::new(FAAS);
+        command
+            .args(args)
+            .env_remove("OPENFAAS_URL")
+            .env_remove("FAAS_AUTH")
+            .current_dir(dir);
+        if let Some((u, p)) = &self.auth {
+            command.env("FAAS_AUTH", format!("{u}:{p}"));
+        }
+        run(command, b"")
+    }
+
     /// Runs a client command with `stdin` as its standard input.
     pub fn cli_with_stdin(&self, args: &[&str], stdin: &[u8]) -> Output {
         let mut command = Command::new(FAAS);
