@@ -98,7 +98,7 @@ impl GatewayArgs {
     /// else [`DEFAULT_GATEWAY`].
     ///
     /// # Errors
-    /// [`Error::InvalidArgument`](crate::Error::InvalidArgument) for an invalid URL.
+    /// [`Error::InvalidArgument`] for an invalid URL.
     pub fn client(&self, fallback: Option<&str>) -> Result<GatewayClient> {
         let url = self
             .gateway

@@ -251,67 +251,11 @@ fn up_refuses_a_callback_ca_file_it_cannot_use() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_follow_streams_new_lines() {
-    use std::io::{BufRead, BufReader};
-    use std::process::Stdio;
-    use std::time::{Duration, Instant};
-
     let tmp = tempfile::tempdir().unwrap();
-    script(
-        tmp.path(),
-        "log.sh",
-        "body=$(cat)\necho \"logged: $body\" >&2\nprintf ok",
-    );
     let faas = Faas::start(&tmp.path().join("data"), &[]);
-    let image = tmp.path().to_str().unwrap();
-    ok(&faas.cli(&[
-        "deploy",
-        "--name",
-        "logger",
-        "--image",
-        image,
-        "--fprocess",
-        "sh log.sh",
-        "--env",
-        "combine_output=false",
-    ]));
-    faas.wait_available("logger", 1).await;
-
-    let mut follow = Command::new(FAAS)
-        .args(["logs", "logger", "--follow", "--gateway", &faas.url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = follow.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    common::deploy_logger(&faas, tmp.path()).await;
     // Lines written after the follower connected arrive on it.
-    let deadline = Instant::now() + common::READY;
-    let mut n = 0;
-    'outer: loop {
-        n += 1;
-        let marker = format!("marker-{n}");
-        assert_eq!(faas.invoke_ok("logger", &marker).await, "ok");
-        let wait_until = Instant::now() + Duration::from_secs(2);
-        while let Ok(line) = rx.recv_timeout(wait_until.saturating_duration_since(Instant::now())) {
-            if line.contains(&format!("logged: {marker}")) {
-                assert!(line.contains("logger ("), "{line}");
-                break 'outer;
-            }
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the follower never showed a new line"
-        );
-    }
-    let _ = follow.kill();
-    let _ = follow.wait();
+    let line = common::follow_shows_new_lines(&faas, &["--follow"]).await;
+    assert!(line.contains("logger ("), "{line}");
     assert!(faas.stop().success());
 }

@@ -5,10 +5,9 @@
 mod common;
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{FAAS, Faas, ok, script, stderr, stdout};
+use common::{Faas, ok, script, stderr, stdout};
 use serde_json::Value;
 
 /// The lines of a command's stdout.
@@ -31,25 +30,8 @@ async fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_take_faas_clis_flags() {
     let tmp = tempfile::tempdir().unwrap();
-    script(
-        tmp.path(),
-        "log.sh",
-        "body=$(cat)\necho \"logged: $body\" >&2\nprintf ok",
-    );
     let faas = Faas::start(&tmp.path().join("data"), &[]);
-    let image = tmp.path().to_str().unwrap();
-    ok(&faas.cli(&[
-        "deploy",
-        "--name",
-        "logger",
-        "--image",
-        image,
-        "--fprocess",
-        "sh log.sh",
-        "--env",
-        "combine_output=false",
-    ]));
-    faas.wait_available("logger", 1).await;
+    common::deploy_logger(&faas, tmp.path()).await;
     for marker in ["m1", "m2", "m3"] {
         assert_eq!(faas.invoke_ok("logger", marker).await, "ok");
     }
@@ -79,7 +61,11 @@ async fn logs_take_faas_clis_flags() {
             .inspect(|m| assert_eq!(m["name"], "logger", "{out}"))
             .map(|m| m["text"].as_str().unwrap().to_owned())
             .collect();
-        assert_eq!(texts, ["logged: m1", "logged: m2", "logged: m3"], "{flags:?}");
+        assert_eq!(
+            texts,
+            ["logged: m1", "logged: m2", "logged: m3"],
+            "{flags:?}"
+        );
     }
 
     // plain: the time (a Go layout), then the name and instance only when asked for
@@ -139,40 +125,10 @@ async fn logs_take_faas_clis_flags() {
     assert!(!out.status.success());
     assert_eq!(stdout(&out), "");
 
-    // --tail follows: a line written after it connected arrives
-    let mut follow = Command::new(FAAS)
-        .args(["logs", "logger", "--tail", "--gateway", &faas.url])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let out = follow.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        use std::io::BufRead;
-        for line in std::io::BufReader::new(out).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    let deadline = Instant::now() + common::READY;
-    let mut n = 0;
-    'outer: loop {
-        n += 1;
-        let marker = format!("followed-{n}");
-        assert_eq!(faas.invoke_ok("logger", &marker).await, "ok");
-        let wait_until = Instant::now() + Duration::from_secs(2);
-        while let Ok(line) = rx.recv_timeout(wait_until.saturating_duration_since(Instant::now())) {
-            if line.contains(&format!("logged: {marker}")) {
-                break 'outer;
-            }
-        }
-        assert!(Instant::now() < deadline, "--tail never showed a new line");
+    // --tail and -t follow: a line written after they connected arrives
+    for flag in ["--tail", "-t"] {
+        common::follow_shows_new_lines(&faas, &[flag]).await;
     }
-    let _ = follow.kill();
-    let _ = follow.wait();
     assert!(faas.stop().success());
 }
 

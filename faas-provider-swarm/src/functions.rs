@@ -76,17 +76,26 @@ impl SwarmProvider {
         self.inner.engine.raw.tasks(&filters).await
     }
 
+    /// Rejects what Swarm cannot express (limits, constraints) before anything is touched.
+    fn check_expressible(&self, deployment: &FunctionDeployment, namespace: &str) -> Result<()> {
+        service_spec(deployment, namespace, 1, &[], &self.inner.config).map(drop)
+    }
+
     pub(crate) async fn deploy_function(
         &self,
         deployment: &FunctionDeployment,
         namespace: &str,
     ) -> Result<()> {
-        let config = &self.inner.config;
-        // reject what Swarm cannot express before touching anything
-        service_spec(deployment, namespace, 1, &[], config)?;
+        self.check_expressible(deployment, namespace)?;
         let secrets = self.resolve_secrets(deployment, namespace).await?;
         let replicas = u64::from(deployment.initial_replicas());
-        let spec = service_spec(deployment, namespace, replicas, &secrets, config)?;
+        let spec = service_spec(
+            deployment,
+            namespace,
+            replicas,
+            &secrets,
+            &self.inner.config,
+        )?;
         match self.inner.engine.docker.create_service(spec, None).await {
             Ok(response) => {
                 debug!(function = %deployment.service, id = ?response.id, "deployed");
@@ -107,11 +116,11 @@ impl SwarmProvider {
         deployment: &FunctionDeployment,
         namespace: &str,
     ) -> Result<()> {
-        let config = &self.inner.config;
-        service_spec(deployment, namespace, 1, &[], config)?;
+        self.check_expressible(deployment, namespace)?;
         // not found before bad secrets, as for every other call on an unknown function
         self.service(&deployment.service, namespace).await?;
         let secrets = self.resolve_secrets(deployment, namespace).await?;
+        let config = &self.inner.config;
         self.update_service(&deployment.service, namespace, |service, spec| {
             let new = service_spec(
                 deployment,

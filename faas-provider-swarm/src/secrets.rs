@@ -21,18 +21,9 @@ use crate::update::repoint_secrets;
 
 impl SwarmProvider {
     pub(crate) async fn list_secrets(&self, namespace: &str) -> Result<Vec<SecretInfo>> {
-        let filters = HashMap::from([("label".to_owned(), vec![LABEL_SECRET.to_owned()])]);
-        let secrets = self
-            .inner
-            .engine
-            .docker
-            .list_secrets(Some(ListSecretsOptions {
-                filters: Some(filters),
-            }))
-            .await?;
+        let secrets = self.labelled_secrets(LABEL_SECRET, namespace).await?;
         let mut names: Vec<String> = secrets
             .iter()
-            .filter(|s| secret_namespace(s) == Some(namespace))
             .filter_map(|s| s.spec.as_ref()?.labels.as_ref()?.get(LABEL_SECRET).cloned())
             .collect();
         names.sort();
@@ -150,7 +141,16 @@ impl SwarmProvider {
 
     /// The managed Docker secrets of logical secret `name`, newest first.
     async fn managed_secrets(&self, name: &str, namespace: &str) -> Result<Vec<DockerSecret>> {
-        let filters = HashMap::from([("label".to_owned(), vec![format!("{LABEL_SECRET}={name}")])]);
+        let mut secrets = self
+            .labelled_secrets(&format!("{LABEL_SECRET}={name}"), namespace)
+            .await?;
+        secrets.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        Ok(secrets)
+    }
+
+    /// The Docker secrets of `namespace` matching a label filter (`key` or `key=value`).
+    async fn labelled_secrets(&self, label: &str, namespace: &str) -> Result<Vec<DockerSecret>> {
+        let filters = HashMap::from([("label".to_owned(), vec![label.to_owned()])]);
         let mut secrets = self
             .inner
             .engine
@@ -160,7 +160,6 @@ impl SwarmProvider {
             }))
             .await?;
         secrets.retain(|s| secret_namespace(s) == Some(namespace));
-        secrets.sort_by(|a, b| b.created_at.cmp(&a.created_at));
         Ok(secrets)
     }
 

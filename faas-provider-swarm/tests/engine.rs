@@ -23,27 +23,6 @@ use tokio::task::JoinSet;
 const READY: Duration = Duration::from_secs(120);
 const NS: &str = "openfaas-fn";
 
-/// Connects a provider on a network of its own, runs `scenario` and removes what it created.
-async fn with_provider<F, Fut>(tag: &str, config: SwarmConfig, scenario: F)
-where
-    F: FnOnce(SwarmProvider, Docker, String) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    common::ensure_images(&[common::WATCHDOG_IMAGE]).await;
-    let id = common::run_id();
-    let network = format!("faas-{tag}-{id}");
-    let prefix = format!("{tag}{id}");
-    let docker = Docker::connect_with_defaults().expect("docker client");
-    let provider = SwarmProvider::connect(config.network(network.as_str()))
-        .await
-        .expect("connect");
-    let result = tokio::spawn(scenario(provider, docker.clone(), prefix.clone())).await;
-    common::cleanup(&docker, &prefix, Some(&network)).await;
-    if let Err(err) = result {
-        std::panic::resume_unwind(err.into_panic());
-    }
-}
-
 /// A plain service, as another stack on the same swarm would run it: no function labels.
 fn plain_service(name: &str) -> ServiceSpec {
     ServiceSpec {
@@ -70,7 +49,7 @@ fn plain_service(name: &str) -> ServiceSpec {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs docker swarm"]
 async fn services_that_are_not_functions_are_left_alone() {
-    with_provider("own", SwarmConfig::default(), ownership).await;
+    common::with_provider("own", SwarmConfig::default(), ownership).await;
 }
 
 async fn ownership(provider: SwarmProvider, docker: Docker, prefix: String) {
@@ -149,7 +128,7 @@ async fn ownership(provider: SwarmProvider, docker: Docker, prefix: String) {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs docker swarm"]
 async fn unhealthy_replicas_are_not_available() {
-    with_provider("sick", SwarmConfig::default(), health).await;
+    common::with_provider("sick", SwarmConfig::default(), health).await;
 }
 
 async fn health(provider: SwarmProvider, docker: Docker, prefix: String) {
@@ -312,7 +291,7 @@ async fn an_engine_that_goes_away_is_unavailable() {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs docker swarm"]
 async fn followed_logs_tail_over_all_replicas() {
-    with_provider("tail", SwarmConfig::default(), follow_tail).await;
+    common::with_provider("tail", SwarmConfig::default(), follow_tail).await;
 }
 
 async fn follow_tail(provider: SwarmProvider, _docker: Docker, prefix: String) {

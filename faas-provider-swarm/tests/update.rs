@@ -18,32 +18,11 @@ use bollard::Docker;
 use bollard::query_parameters::ListTasksOptions;
 use faas_core::Provider;
 use faas_core::model::{FunctionDeployment, Secret};
-use faas_provider_swarm::{SwarmConfig, SwarmProvider};
+use faas_provider_swarm::SwarmConfig;
 use serde_json::Value;
 
 const READY: Duration = Duration::from_secs(120);
 const NS: &str = "openfaas-fn";
-
-/// Connects a provider on a network of its own, runs `scenario` and removes what it created.
-async fn with_provider<F, Fut>(tag: &str, scenario: F)
-where
-    F: FnOnce(SwarmProvider, Docker, String) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    common::ensure_images(&[common::WATCHDOG_IMAGE]).await;
-    let id = common::run_id();
-    let network = format!("faas-{tag}-{id}");
-    let prefix = format!("{tag}{id}");
-    let provider = SwarmProvider::connect(SwarmConfig::default().network(network.as_str()))
-        .await
-        .expect("connect");
-    let docker = provider.docker().clone();
-    let result = tokio::spawn(scenario(provider, docker.clone(), prefix.clone())).await;
-    common::cleanup(&docker, &prefix, Some(&network)).await;
-    if let Err(err) = result {
-        std::panic::resume_unwind(err.into_panic());
-    }
-}
 
 /// `docker service inspect NAME`: the service as the engine answers it.
 fn inspect(name: &str) -> Value {
@@ -121,121 +100,129 @@ fn changed(before: &Value, pointer: &str, value: Value) -> Value {
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs docker swarm"]
 async fn a_scale_keeps_the_running_replicas_and_changes_only_the_replica_count() {
-    with_provider("scale", |provider, docker, prefix| async move {
-        let name = format!("{prefix}-fn");
-        let deployment =
-            FunctionDeployment::new(name.as_str(), common::WATCHDOG_IMAGE).with_env_process("cat");
-        provider.deploy(deployment.clone()).await.unwrap();
-        let first = wait_running(&docker, &name, 1).await;
-        let before = inspect(&name);
-        assert!(
-            before["Spec"]["TaskTemplate"]["ContainerSpec"]
-                .get("Healthcheck")
-                .is_some(),
-            "the function has a healthcheck: {before}"
-        );
+    common::with_provider(
+        "scale",
+        SwarmConfig::default(),
+        |provider, docker, prefix| async move {
+            let name = format!("{prefix}-fn");
+            let deployment = FunctionDeployment::new(name.as_str(), common::WATCHDOG_IMAGE)
+                .with_env_process("cat");
+            provider.deploy(deployment.clone()).await.unwrap();
+            let first = wait_running(&docker, &name, 1).await;
+            let before = inspect(&name);
+            assert!(
+                before["Spec"]["TaskTemplate"]["ContainerSpec"]
+                    .get("Healthcheck")
+                    .is_some(),
+                "the function has a healthcheck: {before}"
+            );
 
-        // up: the running replica keeps running, the spec changes only in its count
-        provider.scale(&name, NS, 3).await.unwrap();
-        let after = inspect(&name);
-        assert_eq!(
-            after["Spec"],
-            changed(&before["Spec"], "/Mode/Replicated/Replicas", 3.into())
-        );
-        assert!(
-            after.get("UpdateStatus").is_none(),
-            "a scale started a rolling update: {}",
-            after["UpdateStatus"]
-        );
-        let three = wait_running(&docker, &name, 3).await;
-        assert!(first.is_subset(&three), "{first:?} replaced: {three:?}");
+            // up: the running replica keeps running, the spec changes only in its count
+            provider.scale(&name, NS, 3).await.unwrap();
+            let after = inspect(&name);
+            assert_eq!(
+                after["Spec"],
+                changed(&before["Spec"], "/Mode/Replicated/Replicas", 3.into())
+            );
+            assert!(
+                after.get("UpdateStatus").is_none(),
+                "a scale started a rolling update: {}",
+                after["UpdateStatus"]
+            );
+            let three = wait_running(&docker, &name, 3).await;
+            assert!(first.is_subset(&three), "{first:?} replaced: {three:?}");
 
-        // down: the replicas left are replicas that ran before, none new
-        provider.scale(&name, NS, 2).await.unwrap();
-        let down = inspect(&name);
-        assert_eq!(
-            down["Spec"],
-            changed(&before["Spec"], "/Mode/Replicated/Replicas", 2.into())
-        );
-        assert!(
-            down.get("UpdateStatus").is_none(),
-            "{}",
-            down["UpdateStatus"]
-        );
-        let two = wait_running(&docker, &name, 2).await;
-        assert!(two.is_subset(&three), "{two:?} are not among {three:?}");
+            // down: the replicas left are replicas that ran before, none new
+            provider.scale(&name, NS, 2).await.unwrap();
+            let down = inspect(&name);
+            assert_eq!(
+                down["Spec"],
+                changed(&before["Spec"], "/Mode/Replicated/Replicas", 2.into())
+            );
+            assert!(
+                down.get("UpdateStatus").is_none(),
+                "{}",
+                down["UpdateStatus"]
+            );
+            let two = wait_running(&docker, &name, 2).await;
+            assert!(two.is_subset(&three), "{two:?} are not among {three:?}");
 
-        // the count it has: nothing is written (the version stays)
-        provider.scale(&name, NS, 2).await.unwrap();
-        assert_eq!(inspect(&name)["Version"], down["Version"]);
+            // the count it has: nothing is written (the version stays)
+            provider.scale(&name, NS, 2).await.unwrap();
+            assert_eq!(inspect(&name)["Version"], down["Version"]);
 
-        // the function still answers on the replicas it kept
-        let status = provider.get(&name, NS).await.unwrap();
-        assert_eq!(status.replicas, 2);
-        assert_eq!(running_tasks(&docker, &name).await, two);
-        provider.delete(&name, NS).await.unwrap();
-    })
+            // the function still answers on the replicas it kept
+            let status = provider.get(&name, NS).await.unwrap();
+            assert_eq!(status.replicas, 2);
+            assert_eq!(running_tasks(&docker, &name).await, two);
+            provider.delete(&name, NS).await.unwrap();
+        },
+    )
     .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
 #[ignore = "needs docker swarm"]
 async fn a_secret_rotation_changes_only_the_secret_reference() {
-    with_provider("rot", |provider, docker, prefix| async move {
-        let secret = format!("{prefix}-key");
-        let other = format!("{prefix}-other");
-        for (name, value) in [(&secret, "one"), (&other, "two")] {
-            let mut s = Secret::new(name.as_str(), value);
-            s.namespace = NS.into();
-            provider.create_secret(s).await.unwrap();
-        }
-        let name = format!("{prefix}-fn");
-        let deployment = FunctionDeployment::new(name.as_str(), common::WATCHDOG_IMAGE)
-            .with_env_process("cat")
-            .with_secret(secret.as_str())
-            .with_secret(other.as_str());
-        provider.deploy(deployment).await.unwrap();
-        wait_running(&docker, &name, 1).await;
-        let before = inspect(&name);
+    common::with_provider(
+        "rot",
+        SwarmConfig::default(),
+        |provider, docker, prefix| async move {
+            let secret = format!("{prefix}-key");
+            let other = format!("{prefix}-other");
+            for (name, value) in [(&secret, "one"), (&other, "two")] {
+                let mut s = Secret::new(name.as_str(), value);
+                s.namespace = NS.into();
+                provider.create_secret(s).await.unwrap();
+            }
+            let name = format!("{prefix}-fn");
+            let deployment = FunctionDeployment::new(name.as_str(), common::WATCHDOG_IMAGE)
+                .with_env_process("cat")
+                .with_secret(secret.as_str())
+                .with_secret(other.as_str());
+            provider.deploy(deployment).await.unwrap();
+            wait_running(&docker, &name, 1).await;
+            let before = inspect(&name);
 
-        let mut s = Secret::new(secret.as_str(), "three");
-        s.namespace = NS.into();
-        provider.update_secret(s).await.unwrap();
-        let after = inspect(&name);
-        let refs = &after["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"];
-        let rotated = refs
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|r| r["File"]["Name"] == format!("/var/openfaas/secrets/{secret}"))
-            .unwrap_or_else(|| panic!("{refs}"));
-        assert!(
-            rotated["SecretName"]
-                .as_str()
-                .unwrap()
-                .starts_with(&format!("{secret}.")),
-            "{rotated}"
-        );
-        let index = refs.as_array().unwrap().iter().position(|r| r == rotated);
-        let pointer = format!("/TaskTemplate/ContainerSpec/Secrets/{}", index.unwrap());
-        let expected = changed(&before["Spec"], &pointer, rotated.clone());
-        assert_eq!(after["Spec"], expected);
-        // the other secret's reference is as it was
-        assert!(
-            refs.as_array()
+            let mut s = Secret::new(secret.as_str(), "three");
+            s.namespace = NS.into();
+            provider.update_secret(s).await.unwrap();
+            let after = inspect(&name);
+            let refs = &after["Spec"]["TaskTemplate"]["ContainerSpec"]["Secrets"];
+            let rotated = refs
+                .as_array()
                 .unwrap()
                 .iter()
-                .any(|r| r["SecretName"] == other.as_str())
-        );
-        // the replicas restart with the new file: that is the one change Swarm rolls for
-        wait_running(&docker, &name, 1).await;
-        provider.delete(&name, NS).await.unwrap();
-        for s in [&secret, &other] {
-            common::wait_for("the secret to be free", READY, || async {
-                provider.delete_secret(s, NS).await.ok()
-            })
-            .await;
-        }
-    })
+                .find(|r| r["File"]["Name"] == format!("/var/openfaas/secrets/{secret}"))
+                .unwrap_or_else(|| panic!("{refs}"));
+            assert!(
+                rotated["SecretName"]
+                    .as_str()
+                    .unwrap()
+                    .starts_with(&format!("{secret}.")),
+                "{rotated}"
+            );
+            let index = refs.as_array().unwrap().iter().position(|r| r == rotated);
+            let pointer = format!("/TaskTemplate/ContainerSpec/Secrets/{}", index.unwrap());
+            let expected = changed(&before["Spec"], &pointer, rotated.clone());
+            assert_eq!(after["Spec"], expected);
+            // the other secret's reference is as it was
+            assert!(
+                refs.as_array()
+                    .unwrap()
+                    .iter()
+                    .any(|r| r["SecretName"] == other.as_str())
+            );
+            // the replicas restart with the new file: that is the one change Swarm rolls for
+            wait_running(&docker, &name, 1).await;
+            provider.delete(&name, NS).await.unwrap();
+            for s in [&secret, &other] {
+                common::wait_for("the secret to be free", READY, || async {
+                    provider.delete_secret(s, NS).await.ok()
+                })
+                .await;
+            }
+        },
+    )
     .await;
 }

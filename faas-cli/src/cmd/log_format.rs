@@ -56,47 +56,39 @@ impl LineFormat {
                 ..
             } => serde_json::to_string(message).unwrap_or_default(),
             LineFormat::FaasCli {
-                format: LogFormat::Plain,
+                format,
                 time_layout,
                 name,
                 instance,
             } => {
+                let time =
+                    (!time_layout.is_empty()).then(|| format_go(time_layout, message.timestamp));
+                let name = name.then_some(message.name.as_str());
+                let instance = instance.then_some(message.instance.as_str());
+                let text = message.text.trim_end_matches('\n');
                 let mut out = String::new();
-                if !time_layout.is_empty() {
-                    out.push_str(&format_go(time_layout, message.timestamp));
-                    out.push(' ');
+                if *format == LogFormat::Keyvalue {
+                    let parts = [
+                        ("timestamp", time.as_deref()),
+                        ("name", name),
+                        ("instance", instance),
+                        ("text", Some(text)),
+                    ];
+                    for (key, value) in parts {
+                        if let Some(value) = value {
+                            let _ = write!(out, "{key}=\"{value}\" ");
+                        }
+                    }
+                } else {
+                    for part in [time.as_deref(), name].into_iter().flatten() {
+                        out.push_str(part);
+                        out.push(' ');
+                    }
+                    if let Some(instance) = instance {
+                        let _ = write!(out, "({instance}) ");
+                    }
+                    out.push_str(text);
                 }
-                if *name {
-                    out.push_str(&message.name);
-                    out.push(' ');
-                }
-                if *instance {
-                    let _ = write!(out, "({}) ", message.instance);
-                }
-                out.push_str(&message.text);
-                out.trim_end_matches('\n').to_owned()
-            }
-            LineFormat::FaasCli {
-                format: LogFormat::Keyvalue,
-                time_layout,
-                name,
-                instance,
-            } => {
-                let mut out = String::new();
-                if !time_layout.is_empty() {
-                    let _ = write!(
-                        out,
-                        "timestamp=\"{}\" ",
-                        format_go(time_layout, message.timestamp)
-                    );
-                }
-                if *name {
-                    let _ = write!(out, "name=\"{}\" ", message.name);
-                }
-                if *instance {
-                    let _ = write!(out, "instance=\"{}\" ", message.instance);
-                }
-                let _ = write!(out, "text=\"{}\" ", message.text.trim_end_matches('\n'));
                 out
             }
         }

@@ -383,6 +383,70 @@ pub fn ok(output: &Output) -> String {
     stdout(output)
 }
 
+/// Deploys `logger` from `dir`: a fork-mode function that logs `logged: BODY` on stderr and
+/// answers `ok`; waits until it is available.
+pub async fn deploy_logger(faas: &Faas, dir: &Path) {
+    script(
+        dir,
+        "log.sh",
+        "body=$(cat)\necho \"logged: $body\" >&2\nprintf ok",
+    );
+    ok(&faas.cli(&[
+        "deploy",
+        "--name",
+        "logger",
+        "--image",
+        dir.to_str().unwrap(),
+        "--fprocess",
+        "sh log.sh",
+        "--env",
+        "combine_output=false",
+    ]));
+    faas.wait_available("logger", 1).await;
+}
+
+/// Runs `faas logs logger FLAGS...` (which must follow) and invokes `logger` until a line the
+/// follower printed shows an invocation made after it connected; returns that line.
+pub async fn follow_shows_new_lines(faas: &Faas, flags: &[&str]) -> String {
+    let mut follow = Command::new(FAAS)
+        .args(["logs", "logger", "--gateway", &faas.url])
+        .args(flags)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let out = follow.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + READY;
+    let mut n = 0;
+    let found = 'outer: loop {
+        n += 1;
+        let marker = format!("marker-{n}");
+        assert_eq!(faas.invoke_ok("logger", &marker).await, "ok");
+        let wait_until = Instant::now() + Duration::from_secs(2);
+        while let Ok(line) = rx.recv_timeout(wait_until.saturating_duration_since(Instant::now())) {
+            if line.contains(&format!("logged: {marker}")) {
+                break 'outer line;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "logs {flags:?} never showed a new line"
+        );
+    };
+    let _ = follow.kill();
+    let _ = follow.wait();
+    found
+}
+
 /// Writes an executable shell script `name` into `dir`.
 pub fn script(dir: &Path, name: &str, body: &str) {
     std::fs::write(dir.join(name), format!("#!/bin/sh\n{body}\n")).unwrap();

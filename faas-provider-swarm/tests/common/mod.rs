@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bollard::Docker;
 use bollard::query_parameters::{ListSecretsOptions, ListServicesOptions};
+use faas_provider_swarm::{SwarmConfig, SwarmProvider};
 
 /// The watchdog image (fwatchdog + busybox, `fprocess=cat`).
 pub const WATCHDOG_IMAGE: &str = "faas-rs/fwatchdog:dev";
@@ -205,6 +206,28 @@ pub async fn cleanup(docker: &Docker, prefix: &str, network: Option<&str>) {
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
         }
+    }
+}
+
+/// Connects a provider (`config`, on a network of its own), runs `scenario` with it, a Docker
+/// client and a unique name prefix, and removes what the scenario created, also when it panics.
+pub async fn with_provider<F, Fut>(tag: &str, config: SwarmConfig, scenario: F)
+where
+    F: FnOnce(SwarmProvider, Docker, String) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    ensure_images(&[WATCHDOG_IMAGE]).await;
+    let id = run_id();
+    let network = format!("faas-{tag}-{id}");
+    let prefix = format!("{tag}{id}");
+    let docker = Docker::connect_with_defaults().expect("docker client");
+    let provider = SwarmProvider::connect(config.network(network.as_str()))
+        .await
+        .expect("connect");
+    let result = tokio::spawn(scenario(provider, docker.clone(), prefix.clone())).await;
+    cleanup(&docker, &prefix, Some(&network)).await;
+    if let Err(err) = result {
+        std::panic::resume_unwind(err.into_panic());
     }
 }
 
